@@ -1,0 +1,1 @@
+"""Drift monitoring: baseline statistics recorded at training time and the comparisons made later."""

@@ -1,0 +1,199 @@
+"""Model-registry access (MLflow) shared by training, serving, the jobs and the promotion bot.
+
+Registry stages are deprecated since MLflow 2.9: environments are **aliases** (``staging``,
+``production``) and governance facts are **version tags** (``gate``, lineage). The tag names
+below are the contract between the components that write and read them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlops_platform.errors import ConfigError, NotFoundError, ServiceUnavailableError
+from mlops_platform.settings import PlatformSettings, mask_url
+
+ENVIRONMENTS = ("staging", "production")
+"""Environments, which are also the MLflow alias names; staging comes before production."""
+
+STAGING, PRODUCTION = ENVIRONMENTS
+
+# Version tags written at registration and read by `mlops models`, the server and the bot.
+TAG_GATE = "gate"  # "passed" | "failed"
+TAG_GATE_REASONS = "gate.reasons"  # JSON list of human-readable check results
+TAG_DATASET_DIGEST = "dataset.digest"
+TAG_DATASET_SOURCE = "dataset.source"
+TAG_GIT_COMMIT = "git.commit"
+TAG_BASELINE = "baseline"  # artifact URI of the baseline statistics
+TAG_CONFIG = "training.config"  # path of the training config in the repository
+
+log = logging.getLogger(__name__)
+
+
+def _quiet_mlflow() -> None:
+    for name in ("mlflow", "alembic", "urllib3.connectionpool"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class Registry:
+    """A thin, typed facade over ``MlflowClient`` for one tracking/registry URI."""
+
+    def __init__(self, settings: PlatformSettings) -> None:
+        import mlflow
+        from mlflow import MlflowClient
+
+        _quiet_mlflow()
+        self.settings = settings
+        self.tracking_uri = settings.effective_tracking_uri
+        if settings.embedded:
+            self._prepare_embedded()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def _prepare_embedded(self) -> None:
+        try:
+            import sqlalchemy  # noqa: F401  (the SQL store of full mlflow)
+        except ImportError as exc:  # pragma: no cover - depends on the installed extras
+            raise ConfigError(
+                f"MLFLOW_TRACKING_URI={self.tracking_uri} needs the SQL store of full mlflow; "
+                "install the 'embedded' extra (pip install 'mlops[embedded]') or point "
+                "MLFLOW_TRACKING_URI at a tracking server"
+            ) from exc
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+
+    # -- connectivity ---------------------------------------------------------------------
+
+    def check_reachable(self) -> None:
+        """Fail fast, within the configured timeout, when a tracking server does not answer.
+
+        MLflow's own client retries for minutes before it gives up; a job should say at once
+        which server it could not reach.
+        """
+        if self.settings.embedded:
+            return
+        url = self.tracking_uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=self.settings.tracking_timeout_s) as response:
+                if response.status >= 500:
+                    raise ServiceUnavailableError(f"MLflow tracking server {mask_url(url)} answered {response.status}")
+        except urllib.error.HTTPError as exc:
+            if exc.code >= 500:
+                raise ServiceUnavailableError(
+                    f"MLflow tracking server {mask_url(self.tracking_uri)} answered {exc.code}"
+                ) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ServiceUnavailableError(
+                f"MLflow tracking server unreachable at {mask_url(self.tracking_uri)} ({reason}); "
+                "check MLFLOW_TRACKING_URI"
+            ) from exc
+
+    # -- experiments and runs -------------------------------------------------------------
+
+    def ensure_experiment(self, name: str) -> str:
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        return str(self.client.create_experiment(name, artifact_location=self.settings.effective_artifact_root))
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        base = self.settings.ui_url
+        if base is None:
+            return f"runs:/{run_id} (open it with `mlflow ui --backend-store-uri {self.tracking_uri}`)"
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def get_run(self, run_id: str) -> Any:
+        return self.client.get_run(run_id)
+
+    def load_run_json(self, run_id: str, artifact_path: str) -> Any:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = self.client.download_artifacts(run_id, artifact_path, tmp)
+            except Exception as exc:
+                raise NotFoundError(f"artifact {artifact_path!r} missing from run {run_id}: {exc}") from exc
+            return json.loads(Path(local).read_text())
+
+    # -- registered models and versions ---------------------------------------------------
+
+    def list_models(self) -> list[Any]:
+        return sorted(self.client.search_registered_models(), key=lambda m: m.name)
+
+    def list_versions(self, name: str) -> list[Any]:
+        self.get_model(name)
+        versions = self.client.search_model_versions(f"name = '{_quote(name)}'")
+        return sorted(versions, key=lambda v: int(v.version))
+
+    def get_model(self, name: str) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if _is_not_found(exc):
+                raise NotFoundError(f"no registered model named {name!r}") from exc
+            raise
+
+    def get_version(self, name: str, version: int | str | None = None, alias: str | None = None) -> Any:
+        """A version by number or by alias (exactly one of them)."""
+        from mlflow.exceptions import MlflowException
+
+        if (version is None) == (alias is None):
+            raise ValueError("give exactly one of version and alias")
+        try:
+            if alias is not None:
+                return self.client.get_model_version_by_alias(name, alias)
+            return self.client.get_model_version(name, str(version))
+        except MlflowException as exc:
+            if _is_not_found(exc):
+                what = f"alias {alias!r}" if alias is not None else f"version {version}"
+                raise NotFoundError(f"model {name!r} has no {what}") from exc
+            raise
+
+    def version_by_alias(self, name: str, alias: str) -> Any | None:
+        """The version holding ``alias``, or None when the model or the alias does not exist."""
+        try:
+            return self.get_version(name, alias=alias)
+        except NotFoundError:
+            return None
+
+    def set_alias(self, name: str, alias: str, version: int | str) -> None:
+        self.client.set_registered_model_alias(name, alias, str(version))
+
+    def set_version_tags(self, name: str, version: int | str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, str(version), key, value)
+
+    def delete_version(self, name: str, version: int | str) -> None:
+        self.client.delete_model_version(name, str(version))
+
+    def register(self, name: str, model_uri: str, run_id: str, tags: Mapping[str, str]) -> Any:
+        """Create a new version of ``name`` (creating the registered model if needed)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as exc:
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
+                raise
+        return self.client.create_model_version(name, model_uri, run_id=run_id, tags=dict(tags))
+
+    def load_sklearn_model(self, name: str, version: int | str) -> Any:
+        import mlflow.sklearn
+
+        return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+def _is_not_found(exc: Exception) -> bool:
+    code = str(getattr(exc, "error_code", ""))
+    return "RESOURCE_DOES_NOT_EXIST" in code or "NOT_FOUND" in code or "not found" in str(exc).lower()

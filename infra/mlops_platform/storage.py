@@ -1,0 +1,83 @@
+"""Object-store access: a local folder or ``s3://bucket/key`` (AWS S3, MinIO, SeaweedFS) via boto3.
+
+One module for every component that reads or writes objects (training data, prediction logs,
+batch outputs), so that a local path and an S3 URI behave the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mlops_platform.errors import InvalidInputError, ServiceUnavailableError
+from mlops_platform.settings import PlatformSettings
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Location:
+        parts = urlsplit(uri)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise InvalidInputError(f"not an s3://bucket/key URI: {uri!r}")
+        return cls(parts.netloc, parts.path.lstrip("/"))
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def s3_client(settings: PlatformSettings) -> Any:
+    """A boto3 S3 client configured from the settings (endpoint, keys, region)."""
+    import boto3
+    from botocore.config import Config
+
+    secret = settings.aws_secret_access_key.get_secret_value() if settings.aws_secret_access_key else None
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=secret,
+        region_name=settings.aws_region or "us-east-1",
+        config=Config(
+            connect_timeout=5,
+            read_timeout=60,
+            retries={"max_attempts": 3, "mode": "standard"},
+            s3={"addressing_style": "path"},
+        ),
+    )
+
+
+def read_bytes(uri: str, settings: PlatformSettings) -> bytes:
+    """Read a whole object or file; a clear error when it is missing or unreachable."""
+    if is_s3(uri):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        location = S3Location.parse(uri)
+        try:
+            response = s3_client(settings).get_object(Bucket=location.bucket, Key=location.key)
+            body: bytes = response["Body"].read()
+            return body
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "NoSuchBucket", "404"):
+                raise InvalidInputError(f"{uri}: no such object ({code})") from exc
+            raise InvalidInputError(f"{uri}: cannot read ({code}: {exc})") from exc
+        except BotoCoreError as exc:
+            raise ServiceUnavailableError(
+                f"{uri}: object store unreachable at {settings.s3_endpoint_url or 'AWS S3'}: {exc}"
+            ) from exc
+    path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise InvalidInputError(f"{path}: is a directory, expected a file") from exc
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read ({exc.strerror})") from exc

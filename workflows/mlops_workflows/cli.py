@@ -1,0 +1,131 @@
+"""The `mlops` command line: one entry point for every job, locally and in Argo Workflows.
+
+Exit status: 0 success; 1 unexpected error; 2 invalid input or configuration (also argparse
+usage errors); 3 the evaluation gate failed (the version stays registered as gate=failed);
+4 a service (tracking server, object store) is unreachable; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlops_platform.errors import GateFailedError, MlopsError
+from mlops_platform.settings import PlatformSettings, load_settings
+
+if TYPE_CHECKING:
+    from mlops_platform.registry import Registry
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    settings = load_settings(PlatformSettings)
+    shown = settings.describe()
+    width = max(len(k) for k in shown)
+    for key, value in shown.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mlops_workflows.settings import TrainingSettings
+    from mlops_workflows.training.pipeline import train
+
+    settings = load_settings(TrainingSettings)
+    outcome = train(Path(args.config), settings, overrides=args.set)
+    gate = "PASSED" if outcome.gate.passed else "FAILED"
+    print(f"\n{outcome.model_name} v{outcome.version}  gate {gate}"
+          + (f"  aliases: {', '.join(outcome.aliases)}" if outcome.aliases else ""))
+    for name in ("accuracy", "f1_macro", "roc_auc_ovr", "log_loss"):
+        if name in outcome.metrics:
+            print(f"  {name:<12} {outcome.metrics[name]:.4f}")
+    for check in outcome.gate.checks:
+        print(f"  [{'ok' if check.passed else 'FAIL'}] {check.message}")
+    print(f"  dataset digest {outcome.dataset_digest}, commit {outcome.git_commit}")
+    print(f"  run: {outcome.run_url}")
+    if not outcome.gate.passed:
+        failed = "; ".join(c.message for c in outcome.gate.failures)
+        raise GateFailedError(f"{outcome.model_name} v{outcome.version} failed its gate: {failed}")
+    return 0
+
+
+def _registry() -> Registry:
+    from mlops_platform.registry import Registry
+
+    registry = Registry(load_settings(PlatformSettings))
+    registry.check_reachable()
+    return registry
+
+
+def _cmd_models_list(args: argparse.Namespace) -> int:
+    from mlops_workflows.models_cmd import list_models
+
+    print(list_models(_registry()))
+    return 0
+
+
+def _cmd_models_show(args: argparse.Namespace) -> int:
+    from mlops_workflows.models_cmd import show_model
+
+    print(show_model(_registry(), args.name, args.version))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlops",
+        description="Model lifecycle: train, register, gate and inspect models.",
+        epilog="Settings come from the environment (see `mlops config`).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    config = commands.add_parser("config", help="print the effective settings (secrets masked)")
+    config.set_defaults(handler=_cmd_config)
+
+    train = commands.add_parser("train", help="train, evaluate, gate and register a model version")
+    train.add_argument("--config", required=True, metavar="FILE", help="training config (workflows/models/*.yaml)")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set estimator.params.n_estimators=20 (repeatable)",
+    )
+    train.set_defaults(handler=_cmd_train)
+
+    models = commands.add_parser("models", help="inspect the model registry")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
+    models_list = models_sub.add_parser("list", help="registered models, versions and aliases")
+    models_list.set_defaults(handler=_cmd_models_list)
+    models_show = models_sub.add_parser("show", help="versions of a model, or one version in detail")
+    models_show.add_argument("name")
+    models_show.add_argument("--version", type=int, help="show this version in detail")
+    models_show.set_defaults(handler=_cmd_models_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        warnings.filterwarnings("ignore")
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except MlopsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""The training job: load → split → fit → evaluate → gate → log → register → alias.
+
+Everything that can fail on bad input fails before anything is registered, and the version is
+created only after its run holds the model, the metrics and the baseline statistics, so the
+registry never holds a version without its baseline. If a step after registration fails, the
+new version is deleted again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from mlops_drift.baseline import BASELINE_ARTIFACT, compute_baseline
+from mlops_platform import registry as reg
+from mlops_platform.errors import ConfigError, InvalidInputError
+from mlops_platform.registry import Registry
+from mlops_workflows.settings import TrainingSettings
+from mlops_workflows.training.config import TrainingConfig, load_config
+from mlops_workflows.training.data import Dataset, load_dataset
+from mlops_workflows.training.estimator import build_estimator, describe
+from mlops_workflows.training.gate import GateResult, evaluate_gate
+from mlops_workflows.training.lineage import git_state
+from mlops_workflows.training.metrics import evaluate
+
+STEPS = 7
+
+
+class Progress:
+    """Numbered progress lines on stderr, with the time each step started."""
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.count = 0
+        self.start = time.monotonic()
+
+    def step(self, message: str) -> None:
+        self.count += 1
+        elapsed = time.monotonic() - self.start
+        print(f"[{self.count}/{self.total}] {elapsed:6.1f}s  {message}", file=self.stream, flush=True)
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    model_name: str
+    version: str
+    run_id: str
+    run_url: str
+    metrics: dict[str, float]
+    gate: GateResult
+    production_version: str | None
+    dataset_digest: str
+    git_commit: str
+    aliases: list[str]
+
+
+def train(
+    config_path: Path,
+    settings: TrainingSettings,
+    overrides: list[str] | None = None,
+    progress: Progress | None = None,
+) -> TrainingOutcome:
+    progress = progress or Progress(STEPS)
+    config = load_config(config_path, overrides)
+    model = build_estimator(config.estimator)  # an unknown estimator fails before any I/O
+    registry = Registry(settings)
+    registry.check_reachable()
+
+    progress.step(f"loading dataset ({config.dataset.sklearn or config.dataset.uri})")
+    dataset = load_dataset(config.dataset, settings)
+    x_train, x_test, y_train, y_test = _split(dataset, config)
+
+    progress.step(f"training {describe(config.estimator)} on {len(y_train)} rows, {len(dataset.feature_names)} features")
+    _fit(model, config, x_train, y_train)
+
+    progress.step(f"evaluating on the holdout ({len(y_test)} rows)")
+    metrics = evaluate(model, x_test, y_test)
+    production = registry.version_by_alias(config.model_name, reg.PRODUCTION)
+    production_metrics = None
+    if production is not None:
+        production_metrics = _production_metrics(registry, config.model_name, production, dataset, x_test, y_test)
+
+    progress.step("applying the gate" + (f" (against production v{production.version})" if production else ""))
+    gate = evaluate_gate(
+        config.gate, metrics, production_metrics, str(production.version) if production is not None else None
+    )
+    baseline = compute_baseline(x_train, dataset.feature_names, model.predict(x_test), model.classes_,
+                                bins=config.baseline.bins)
+
+    progress.step("logging the run to MLflow")
+    git = git_state(config_path.resolve())
+    experiment_id = registry.ensure_experiment(settings.experiment_prefix + config.model_name)
+    run_id, model_uri, digest = _log_run(
+        experiment_id, config, config_path, dataset, model, x_train, metrics, gate, production_metrics,
+        baseline.model_dump(), git.commit, git.dirty,
+    )
+
+    progress.step(f"registering a new version of {config.model_name}")
+    tags = {
+        reg.TAG_GATE: "passed" if gate.passed else "failed",
+        reg.TAG_GATE_REASONS: json.dumps([c.message for c in gate.checks]),
+        reg.TAG_DATASET_DIGEST: digest,
+        reg.TAG_DATASET_SOURCE: dataset.source,
+        reg.TAG_GIT_COMMIT: git.commit + ("-dirty" if git.dirty else ""),
+        reg.TAG_BASELINE: f"runs:/{run_id}/{BASELINE_ARTIFACT}",
+        reg.TAG_CONFIG: str(config_path),
+    }
+    version = registry.register(config.model_name, model_uri, run_id, tags)
+    aliases: list[str] = []
+    try:
+        if gate.passed:
+            progress.step(f"gate passed: alias '{reg.STAGING}' -> v{version.version}")
+            registry.set_alias(config.model_name, reg.STAGING, version.version)
+            aliases.append(reg.STAGING)
+        else:
+            progress.step(f"gate failed: v{version.version} stays registered without an alias")
+    except BaseException:
+        registry.delete_version(config.model_name, version.version)
+        raise
+    return TrainingOutcome(
+        model_name=config.model_name,
+        version=str(version.version),
+        run_id=run_id,
+        run_url=registry.run_url(experiment_id, run_id),
+        metrics=metrics,
+        gate=gate,
+        production_version=str(production.version) if production is not None else None,
+        dataset_digest=digest,
+        git_commit=git.label,
+        aliases=aliases,
+    )
+
+
+def _split(dataset: Dataset, config: TrainingConfig) -> tuple[Any, Any, Any, Any]:
+    from sklearn.model_selection import train_test_split
+
+    labels = dataset.labels
+    try:
+        parts: list[Any] = train_test_split(
+            dataset.features,
+            labels,
+            test_size=config.split.test_size,
+            random_state=config.split.seed,
+            stratify=labels if config.split.stratify else None,
+        )
+    except ValueError as exc:
+        raise InvalidInputError(f"{dataset.source}: cannot split {len(labels)} rows for training: {exc}") from exc
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def _fit(model: Any, config: TrainingConfig, x_train: npt.NDArray[np.float64], y_train: Any) -> None:
+    try:
+        model.fit(x_train, y_train)
+    except (ValueError, TypeError) as exc:
+        if type(exc).__name__ == "InvalidParameterError":
+            raise ConfigError(f"estimator.params: {exc}") from exc
+        raise InvalidInputError(f"{describe(config.estimator)} cannot be fitted on this data: {exc}") from exc
+
+
+def _production_metrics(
+    registry: Registry, name: str, production: Any, dataset: Dataset, x_test: Any, y_test: Any
+) -> dict[str, float] | None:
+    """The production version's metrics on this run's holdout, or None if it expects other features."""
+    from mlflow.models import get_model_info
+
+    info = get_model_info(f"models:/{name}/{production.version}")
+    expected = info.signature.inputs.input_names() if info.signature is not None else None
+    if expected is not None and list(expected) != dataset.feature_names:
+        return None
+    return evaluate(registry.load_sklearn_model(name, production.version), x_test, y_test)
+
+
+def _metric_key(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)
+
+
+def _log_run(
+    experiment_id: str,
+    config: TrainingConfig,
+    config_path: Path,
+    dataset: Dataset,
+    model: Any,
+    x_train: npt.NDArray[np.float64],
+    metrics: dict[str, float],
+    gate: GateResult,
+    production_metrics: dict[str, float] | None,
+    baseline: dict[str, Any],
+    commit: str,
+    dirty: bool,
+) -> tuple[str, str, str]:
+    import mlflow
+    import mlflow.data
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import infer_signature
+
+    example = pd.DataFrame(x_train[:5], columns=dataset.feature_names)
+    signature = infer_signature(example, model.predict(x_train[:5]))
+    params = {
+        "estimator": config.estimator.class_,
+        **{f"estimator.{k}": v for k, v in config.estimator.params.items()},
+        "split.test_size": config.split.test_size,
+        "split.seed": config.split.seed,
+        "split.stratify": config.split.stratify,
+        "baseline.bins": config.baseline.bins,
+        "dataset.source": dataset.source,
+        "features": len(dataset.feature_names),
+    }
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{config.model_name}") as run:
+        mlflow.set_tags({
+            "mlops.model_name": config.model_name,
+            "mlflow.source.git.commit": commit,
+            "git.dirty": str(dirty).lower(),
+        })
+        mlflow.log_params(params)
+        mlflow.log_metrics({_metric_key(k): v for k, v in metrics.items()})
+        if production_metrics is not None:
+            mlflow.log_metrics({_metric_key(f"production.{k}"): v for k, v in production_metrics.items()})
+        source_dataset = mlflow.data.from_pandas(
+            dataset.frame, source=dataset.source, name=dataset.name, targets=dataset.target
+        )
+        mlflow.log_input(source_dataset, context="training")
+        mlflow.log_text(config_path.read_text(), f"config/{config_path.name}")
+        mlflow.log_dict(config.model_dump(by_alias=True), "config/effective.json")
+        mlflow.log_dict(baseline, BASELINE_ARTIFACT)
+        mlflow.log_dict(
+            {"passed": gate.passed, "checks": [c.__dict__ for c in gate.checks], "production": production_metrics},
+            "gate/gate.json",
+        )
+        try:
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=signature,
+                input_example=example.head(3),
+                skops_trusted_types=config.estimator.trusted_types,
+            )
+        except MlflowException as exc:
+            if "untrusted types" in str(exc):
+                found = re.findall(r"Untrusted types found in the file: \[([^\]]*)\]", str(exc))
+                raise ConfigError(
+                    f"{config.estimator.class_} serializes types skops does not trust by default "
+                    f"({found[0] if found else 'see MLflow error'}); review them and list them in "
+                    "estimator.trusted_types of the training config"
+                ) from exc
+            raise
+    return run.info.run_id, info.model_uri, source_dataset.digest
