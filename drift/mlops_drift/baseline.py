@@ -90,7 +90,9 @@ def compute_baseline(
 ) -> BaselineStatistics:
     """Statistics of the training features and of the predicted classes on the holdout."""
     if features.ndim != 2 or features.shape[1] != len(feature_names):
-        raise ValueError(f"expected a 2-D array with {len(feature_names)} columns, got shape {features.shape}")
+        raise ValueError(
+            f"expected a 2-D array with {len(feature_names)} columns, got shape {features.shape}"
+        )
     if bins < 2:
         raise ValueError(f"bins must be at least 2, got {bins}")
     rows = features.shape[0]

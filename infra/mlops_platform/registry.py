@@ -82,7 +82,9 @@ class Registry:
         try:
             with urllib.request.urlopen(url, timeout=self.settings.tracking_timeout_s) as response:
                 if response.status >= 500:
-                    raise ServiceUnavailableError(f"MLflow tracking server {mask_url(url)} answered {response.status}")
+                    raise ServiceUnavailableError(
+                        f"MLflow tracking server {mask_url(url)} answered {response.status}"
+                    )
         except urllib.error.HTTPError as exc:
             if exc.code >= 500:
                 raise ServiceUnavailableError(
@@ -101,7 +103,9 @@ class Registry:
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
             return str(experiment.experiment_id)
-        return str(self.client.create_experiment(name, artifact_location=self.settings.effective_artifact_root))
+        return str(
+            self.client.create_experiment(name, artifact_location=self.settings.effective_artifact_root)
+        )
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         base = self.settings.ui_url

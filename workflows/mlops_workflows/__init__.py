@@ -1,1 +1,1 @@
-"""The jobs run by Argo Workflows (training, and later batch inference, drift, promotion) and the `mlops` CLI."""
+"""The jobs Argo Workflows runs (training; later batch inference, drift, promotion) and the `mlops` CLI."""

@@ -40,8 +40,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     settings = load_settings(TrainingSettings)
     outcome = train(Path(args.config), settings, overrides=args.set)
     gate = "PASSED" if outcome.gate.passed else "FAILED"
-    print(f"\n{outcome.model_name} v{outcome.version}  gate {gate}"
-          + (f"  aliases: {', '.join(outcome.aliases)}" if outcome.aliases else ""))
+    print(
+        f"\n{outcome.model_name} v{outcome.version}  gate {gate}"
+        + (f"  aliases: {', '.join(outcome.aliases)}" if outcome.aliases else "")
+    )
     for name in ("accuracy", "f1_macro", "roc_auc_ovr", "log_loss"):
         if name in outcome.metrics:
             print(f"  {name:<12} {outcome.metrics[name]:.4f}")
@@ -90,9 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     config.set_defaults(handler=_cmd_config)
 
     train = commands.add_parser("train", help="train, evaluate, gate and register a model version")
-    train.add_argument("--config", required=True, metavar="FILE", help="training config (workflows/models/*.yaml)")
     train.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--config", required=True, metavar="FILE", help="training config (workflows/models/*.yaml)"
+    )
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config value, e.g. --set estimator.params.n_estimators=20 (repeatable)",
     )
     train.set_defaults(handler=_cmd_train)

@@ -42,14 +42,16 @@ def list_models(registry: Registry) -> str:
         versions = registry.list_versions(model.name)
         latest = versions[-1] if versions else None
         aliases = ", ".join(f"{a}=v{v}" for a, v in sorted((model.aliases or {}).items())) or "-"
-        rows.append([
-            model.name,
-            str(len(versions)),
-            f"v{latest.version}" if latest else "-",
-            (latest.tags or {}).get(reg.TAG_GATE, "-") if latest else "-",
-            aliases,
-            _when(model.last_updated_timestamp),
-        ])
+        rows.append(
+            [
+                model.name,
+                str(len(versions)),
+                f"v{latest.version}" if latest else "-",
+                (latest.tags or {}).get(reg.TAG_GATE, "-") if latest else "-",
+                aliases,
+                _when(model.last_updated_timestamp),
+            ]
+        )
     return _table(["MODEL", "VERSIONS", "LATEST", "LATEST GATE", "ALIASES", "UPDATED"], rows)
 
 
@@ -66,15 +68,21 @@ def show_model(registry: Registry, name: str, version: str | None = None) -> str
         rows = []
         for mv in registry.list_versions(name):
             metrics = _metrics_of(registry, mv.run_id)
-            rows.append([
-                f"v{mv.version}",
-                ", ".join(aliases.get(str(mv.version), [])) or "-",
-                (mv.tags or {}).get(reg.TAG_GATE, "-"),
-                *(f"{metrics[m]:.4f}" if m in metrics else "-" for m in KEY_METRICS),
-                _when(mv.creation_timestamp),
-            ])
+            rows.append(
+                [
+                    f"v{mv.version}",
+                    ", ".join(aliases.get(str(mv.version), [])) or "-",
+                    (mv.tags or {}).get(reg.TAG_GATE, "-"),
+                    *(f"{metrics[m]:.4f}" if m in metrics else "-" for m in KEY_METRICS),
+                    _when(mv.creation_timestamp),
+                ]
+            )
         header = f"{name}" + (f": {model.description}" if model.description else "")
-        return header + "\n" + _table(["VERSION", "ALIASES", "GATE", *(m.upper() for m in KEY_METRICS), "CREATED"], rows)
+        return (
+            header
+            + "\n"
+            + _table(["VERSION", "ALIASES", "GATE", *(m.upper() for m in KEY_METRICS), "CREATED"], rows)
+        )
     mv = registry.get_version(name, version=version)
     tags = mv.tags or {}
     metrics = _metrics_of(registry, mv.run_id)

@@ -64,7 +64,9 @@ def _read_file(uri: str, fmt: str | None, settings: PlatformSettings) -> pd.Data
     suffix = PurePosixPath(uri).suffix.lower()
     kind = fmt or {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(suffix)
     if kind is None:
-        raise InvalidInputError(f"{uri}: cannot tell the format from {suffix or 'no suffix'!r}; set dataset.format")
+        raise InvalidInputError(
+            f"{uri}: cannot tell the format from {suffix or 'no suffix'!r}; set dataset.format"
+        )
     data = read_bytes(uri, settings)
     if not data:
         raise InvalidInputError(f"{uri}: the file is empty")
@@ -109,7 +111,9 @@ def _check(frame: pd.DataFrame, target: str, features: list[str] | None, source:
         )
     missing_target = int(frame[target].isna().sum())
     if missing_target:
-        raise InvalidInputError(f"{source}: {missing_target} rows have no value in the target column {target!r}")
+        raise InvalidInputError(
+            f"{source}: {missing_target} rows have no value in the target column {target!r}"
+        )
     if frame[target].nunique() < 2:
         raise InvalidInputError(f"{source}: the target column {target!r} has fewer than two classes")
     infinite = [c for c in features if np.isinf(frame[c].to_numpy(dtype=np.float64)).any()]

@@ -22,7 +22,9 @@ def build_estimator(config: EstimatorConfig) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError:
-        raise ConfigError(f"estimator.class {path!r}: unknown estimator (no module {module_name!r})") from None
+        raise ConfigError(
+            f"estimator.class {path!r}: unknown estimator (no module {module_name!r})"
+        ) from None
     cls = getattr(module, class_name, None)
     if cls is None:
         candidates = [name for name in dir(module) if name[:1].isupper()]

@@ -46,11 +46,25 @@ def evaluate_gate(
         checks.append(_bound_check(name, metrics.get(name), bound, at_least=False))
     if production is None:
         if gate.tolerance:
-            checks.append(Check("regression", True, "no version holds 'production': regression check skipped"))
+            checks.append(
+                Check("regression", True, "no version holds 'production': regression check skipped")
+            )
+    elif not production and gate.tolerance:
+        checks.append(
+            Check(
+                "regression",
+                False,
+                f"production v{production_version} expects other features, so it cannot be evaluated on this "
+                "holdout; cannot compare",
+            )
+        )
     else:
         for name, tolerance in gate.tolerance.items():
-            checks.append(_regression_check(name, metrics.get(name), production.get(name), tolerance,
-                                            production_version or "?"))
+            checks.append(
+                _regression_check(
+                    name, metrics.get(name), production.get(name), tolerance, production_version or "?"
+                )
+            )
     return GateResult(checks)
 
 
@@ -74,7 +88,9 @@ def _regression_check(
         return Check(label, False, f"{name} missing for the new or the production version; cannot compare")
     regression = value - reference if name in LOWER_IS_BETTER else reference - value
     if regression <= tolerance:
-        return Check(label, True, f"{name} {value:.4f} vs production v{version} {reference:.4f} (within {tolerance:g})")
+        return Check(
+            label, True, f"{name} {value:.4f} vs production v{version} {reference:.4f} (within {tolerance:g})"
+        )
     return Check(
         label,
         False,

@@ -44,9 +44,7 @@ def evaluate(model: Any, features: npt.NDArray[np.float64], target: Sequence[Any
                 metrics["roc_auc_ovr"] = float(
                     roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes)
                 )
-    precision, recall, _, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=classes, zero_division=0
-    )
+    precision, recall, _, _ = precision_recall_fscore_support(y_true, y_pred, labels=classes, zero_division=0)
     for cls, p, r in zip(classes, precision, recall, strict=True):
         metrics[f"precision.{cls}"] = float(p)
         metrics[f"recall.{cls}"] = float(r)

@@ -80,7 +80,9 @@ def train(
     dataset = load_dataset(config.dataset, settings)
     x_train, x_test, y_train, y_test = _split(dataset, config)
 
-    progress.step(f"training {describe(config.estimator)} on {len(y_train)} rows, {len(dataset.feature_names)} features")
+    progress.step(
+        f"training {describe(config.estimator)} on {len(y_train)} rows, {len(dataset.feature_names)} features"
+    )
     _fit(model, config, x_train, y_train)
 
     progress.step(f"evaluating on the holdout ({len(y_test)} rows)")
@@ -88,21 +90,36 @@ def train(
     production = registry.version_by_alias(config.model_name, reg.PRODUCTION)
     production_metrics = None
     if production is not None:
-        production_metrics = _production_metrics(registry, config.model_name, production, dataset, x_test, y_test)
+        production_metrics = _production_metrics(
+            registry, config.model_name, production, dataset, x_test, y_test
+        )
 
-    progress.step("applying the gate" + (f" (against production v{production.version})" if production else ""))
+    progress.step(
+        "applying the gate" + (f" (against production v{production.version})" if production else "")
+    )
     gate = evaluate_gate(
         config.gate, metrics, production_metrics, str(production.version) if production is not None else None
     )
-    baseline = compute_baseline(x_train, dataset.feature_names, model.predict(x_test), model.classes_,
-                                bins=config.baseline.bins)
+    baseline = compute_baseline(
+        x_train, dataset.feature_names, model.predict(x_test), model.classes_, bins=config.baseline.bins
+    )
 
     progress.step("logging the run to MLflow")
     git = git_state(config_path.resolve())
     experiment_id = registry.ensure_experiment(settings.experiment_prefix + config.model_name)
     run_id, model_uri, digest = _log_run(
-        experiment_id, config, config_path, dataset, model, x_train, metrics, gate, production_metrics,
-        baseline.model_dump(), git.commit, git.dirty,
+        experiment_id,
+        config,
+        config_path,
+        dataset,
+        model,
+        x_train,
+        metrics,
+        gate,
+        production_metrics,
+        baseline.model_dump(),
+        git.commit,
+        git.dirty,
     )
 
     progress.step(f"registering a new version of {config.model_name}")
@@ -154,7 +171,9 @@ def _split(dataset: Dataset, config: TrainingConfig) -> tuple[Any, Any, Any, Any
             stratify=labels if config.split.stratify else None,
         )
     except ValueError as exc:
-        raise InvalidInputError(f"{dataset.source}: cannot split {len(labels)} rows for training: {exc}") from exc
+        raise InvalidInputError(
+            f"{dataset.source}: cannot split {len(labels)} rows for training: {exc}"
+        ) from exc
     return parts[0], parts[1], parts[2], parts[3]
 
 
@@ -169,14 +188,14 @@ def _fit(model: Any, config: TrainingConfig, x_train: npt.NDArray[np.float64], y
 
 def _production_metrics(
     registry: Registry, name: str, production: Any, dataset: Dataset, x_test: Any, y_test: Any
-) -> dict[str, float] | None:
-    """The production version's metrics on this run's holdout, or None if it expects other features."""
+) -> dict[str, float]:
+    """The production version's metrics on this run's holdout; empty if it expects other features."""
     from mlflow.models import get_model_info
 
     info = get_model_info(f"models:/{name}/{production.version}")
     expected = info.signature.inputs.input_names() if info.signature is not None else None
     if expected is not None and list(expected) != dataset.feature_names:
-        return None
+        return {}
     return evaluate(registry.load_sklearn_model(name, production.version), x_test, y_test)
 
 
@@ -199,8 +218,8 @@ def _log_run(
     dirty: bool,
 ) -> tuple[str, str, str]:
     import mlflow
-    import mlflow.data
     import mlflow.sklearn
+    from mlflow.data.pandas_dataset import from_pandas
     from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
 
@@ -217,16 +236,18 @@ def _log_run(
         "features": len(dataset.feature_names),
     }
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{config.model_name}") as run:
-        mlflow.set_tags({
-            "mlops.model_name": config.model_name,
-            "mlflow.source.git.commit": commit,
-            "git.dirty": str(dirty).lower(),
-        })
+        mlflow.set_tags(
+            {
+                "mlops.model_name": config.model_name,
+                "mlflow.source.git.commit": commit,
+                "git.dirty": str(dirty).lower(),
+            }
+        )
         mlflow.log_params(params)
         mlflow.log_metrics({_metric_key(k): v for k, v in metrics.items()})
         if production_metrics is not None:
             mlflow.log_metrics({_metric_key(f"production.{k}"): v for k, v in production_metrics.items()})
-        source_dataset = mlflow.data.from_pandas(
+        source_dataset = from_pandas(
             dataset.frame, source=dataset.source, name=dataset.name, targets=dataset.target
         )
         mlflow.log_input(source_dataset, context="training")
@@ -234,7 +255,11 @@ def _log_run(
         mlflow.log_dict(config.model_dump(by_alias=True), "config/effective.json")
         mlflow.log_dict(baseline, BASELINE_ARTIFACT)
         mlflow.log_dict(
-            {"passed": gate.passed, "checks": [c.__dict__ for c in gate.checks], "production": production_metrics},
+            {
+                "passed": gate.passed,
+                "checks": [c.__dict__ for c in gate.checks],
+                "production": production_metrics,
+            },
             "gate/gate.json",
         )
         try:

@@ -1,0 +1,88 @@
+"""Training configs: the shipped ones are valid, bad ones say what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import CANCER_CONFIG, MODELS, WINE_CONFIG
+
+from mlops_platform.errors import ConfigError
+from mlops_workflows.training.config import load_config
+from mlops_workflows.training.estimator import build_estimator
+
+
+def test_shipped_configs_are_valid_and_distinct() -> None:
+    configs = [load_config(p) for p in sorted(MODELS.glob("*.yaml"))]
+    assert {c.model_name for c in configs} >= {"wine-classifier", "breast-cancer-classifier"}
+    wine = load_config(WINE_CONFIG)
+    assert wine.dataset.sklearn == "wine"
+    assert wine.estimator.class_ == "sklearn.ensemble.RandomForestClassifier"
+    assert wine.estimator.params["n_estimators"] == 100
+    assert load_config(CANCER_CONFIG).dataset.sklearn == "breast_cancer"
+    for config in configs:
+        build_estimator(config.estimator)
+
+
+def test_overrides_apply_yaml_values() -> None:
+    config = load_config(
+        WINE_CONFIG, ["estimator.params.n_estimators=7", "split.test_size=0.3", "gate.min={}"]
+    )
+    assert config.estimator.params["n_estimators"] == 7
+    assert config.split.test_size == 0.3
+    assert config.gate.min == {}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "model.yaml"
+    path.write_text(text)
+    return path
+
+
+BASE = "model_name: m\nestimator: {class: sklearn.ensemble.RandomForestClassifier}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model_name: [unclosed", "not valid YAML"),
+        ("- a list", "expected a mapping"),
+        (BASE, "dataset: Field required"),
+        (BASE + "dataset: {sklearn: wine, uri: x.csv, target: t}", "exactly one of 'sklearn'"),
+        (BASE + "dataset: {uri: x.csv}", "needs 'target'"),
+        (BASE + "dataset: {sklearn: mnist}", "dataset.sklearn"),
+        (BASE + "dataset: {sklearn: wine}\ngate: {min: {acuracy: 0.9}}", "did you mean 'accuracy'"),
+        (BASE + "dataset: {sklearn: wine}\ngate: {min: {log_loss: 0.9}}", "put it under 'max'"),
+        (BASE + "dataset: {sklearn: wine}\nsplit: {test_size: 1.5}", "split.test_size"),
+        (BASE + "dataset: {sklearn: wine}\nepochs: 3", "epochs: Extra inputs are not permitted"),
+        ("model_name: Bad_Name\ndataset: {sklearn: wine}\nestimator: {class: x}", "model_name"),
+    ],
+)
+def test_bad_configs_name_the_field(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write(tmp_path, text))
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize(
+    ("cls", "params", "message"),
+    [
+        (
+            "sklearn.ensemble.RandomForestClassifer",
+            {},
+            "did you mean sklearn.ensemble.RandomForestClassifier",
+        ),
+        ("sklearn.nothere.Model", {}, "unknown estimator"),
+        ("os.system", {}, "scikit-learn classifier"),
+        ("sklearn.linear_model.LinearRegression", {}, "not a scikit-learn classifier"),
+        ("sklearn.ensemble.RandomForestClassifier", {"n_trees": 3}, "has no parameter"),
+    ],
+)
+def test_bad_estimators(tmp_path: Path, cls: str, params: dict[str, object], message: str) -> None:
+    config = load_config(WINE_CONFIG, [f"estimator.class={cls}", f"estimator.params={params}"])
+    with pytest.raises(ConfigError, match=message):
+        build_estimator(config.estimator)
