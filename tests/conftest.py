@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+# No test process, nor any server a fixture starts, sends MLflow usage telemetry.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "workflows" / "models"
 WINE_CONFIG = MODELS / "wine-classifier.yaml"

@@ -9,6 +9,8 @@
 
 REPO_ROOT="${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." &>/dev/null && pwd -P)}"
 VENV="${VENV:-${REPO_ROOT}/.venv}"
+# Nothing here phones home (MLflow 3 sends usage telemetry unless told not to).
+export MLFLOW_DISABLE_TELEMETRY="${MLFLOW_DISABLE_TELEMETRY:-true}"
 
 find_python() {
   local candidate

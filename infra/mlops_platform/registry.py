@@ -177,7 +177,7 @@ class Registry:
     def delete_version(self, name: str, version: int | str) -> None:
         self.client.delete_model_version(name, str(version))
 
-    def register(self, name: str, model_uri: str, run_id: str, tags: Mapping[str, str]) -> Any:
+    def register(self, name: str, model_uri: str, run_id: str, model_id: str | None, tags: Mapping[str, str]) -> Any:
         """Create a new version of ``name`` (creating the registered model if needed)."""
         from mlflow.exceptions import MlflowException
 
@@ -186,7 +186,7 @@ class Registry:
         except MlflowException as exc:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
                 raise
-        return self.client.create_model_version(name, model_uri, run_id=run_id, tags=dict(tags))
+        return self.client.create_model_version(name, model_uri, run_id=run_id, tags=dict(tags), model_id=model_id)
 
     def load_sklearn_model(self, name: str, version: int | str) -> Any:
         import mlflow.sklearn

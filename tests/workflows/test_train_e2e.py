@@ -139,15 +139,20 @@ def test_lifecycle_gate_pass_fail_and_regression(backend: Backend) -> None:
 
 
 def test_absolute_threshold_failure_says_which_and_by_how_much(backend: Backend) -> None:
+    # its own model name: the server's registry is shared by the tests of this module
     code, _, err = _train(
-        backend, "gate.min.accuracy=0.999", "estimator.params.n_estimators=2", "estimator.params.max_depth=1"
+        backend,
+        "model_name=wine-gate-fail",
+        "gate.min.accuracy=0.999",
+        "estimator.params.n_estimators=2",
+        "estimator.params.max_depth=1",
     )
     assert code == 3
-    assert "error: wine-classifier v1 failed its gate: accuracy" in err
+    assert "error: wine-gate-fail v1 failed its gate: accuracy" in err
     assert "is below the minimum 0.999 by" in err
-    version = backend.client().get_model_version("wine-classifier", "1")
+    version = backend.client().get_model_version("wine-gate-fail", "1")
     assert version.tags["gate"] == "failed"
-    assert not backend.client().get_registered_model("wine-classifier").aliases
+    assert not backend.client().get_registered_model("wine-gate-fail").aliases
 
 
 def test_models_list_and_show(trained_store: EmbeddedStore) -> None:
@@ -202,3 +207,45 @@ def test_second_model_trains_side_by_side(trained_store: EmbeddedStore) -> None:
     version = client.get_model_version_by_alias("breast-cancer-classifier", "staging")
     assert version.tags["gate"] == "passed"
     assert client.get_run(version.run_id).data.params["features"] == "30"
+
+
+@pytest.mark.integration
+def test_server_mode_keeps_artifacts_in_s3_and_metadata_in_postgres(server_stack: object, tmp_path: Path) -> None:
+    """Cluster layout: a dataset read from s3://, artifacts proxied into S3, the registry in PostgreSQL."""
+    import io
+
+    import psycopg2
+    from sklearn.datasets import load_wine
+
+    _, s3, server = server_stack  # type: ignore[misc]
+    s3.make_bucket("datasets")
+    frame = load_wine(as_frame=True).frame
+    frame.columns = [c.replace("/", "_") for c in frame.columns]
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    s3.client().put_object(Bucket="datasets", Key="wine/v1.parquet", Body=buffer.getvalue())
+    config = tmp_path / "wine-s3.yaml"
+    config.write_text(
+        WINE_CONFIG.read_text()
+        .replace("model_name: wine-classifier", "model_name: wine-from-s3")
+        .replace("  sklearn: wine", "  uri: s3://datasets/wine/v1.parquet\n  target: target")
+    )
+    env = base_env(MLFLOW_TRACKING_URI=server.tracking_uri, **s3.env())
+    result = run_mlops("train", "--config", str(config), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    version = Backend("server", tmp_path, env, server.tracking_uri).client().get_model_version("wine-from-s3", "1")
+    assert version.tags["dataset.source"] == "s3://datasets/wine/v1.parquet"
+    keys = [o["Key"] for o in s3.client().list_objects_v2(Bucket=server.artifact_bucket).get("Contents", [])]
+    assert any(k.endswith(f"{version.run_id}/artifacts/baseline/baseline.json") for k in keys), keys
+    assert any(k.endswith("model.skops") for k in keys), keys
+    with psycopg2.connect(server.backend_uri) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT version FROM model_versions WHERE name = %s", ("wine-from-s3",))
+        assert cursor.fetchall() == [(1,)]
+
+    # A missing object is bad input, not a crash.
+    missing = config.read_text().replace("wine/v1.parquet", "wine/absent.parquet")
+    config.write_text(missing)
+    result = run_mlops("train", "--config", str(config), cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "s3://datasets/wine/absent.parquet: no such object" in result.stderr

@@ -107,7 +107,7 @@ def train(
     progress.step("logging the run to MLflow")
     git = git_state(config_path.resolve())
     experiment_id = registry.ensure_experiment(settings.experiment_prefix + config.model_name)
-    run_id, model_uri, digest = _log_run(
+    run_id, model_uri, model_id, digest = _log_run(
         experiment_id,
         config,
         config_path,
@@ -132,7 +132,7 @@ def train(
         reg.TAG_BASELINE: f"runs:/{run_id}/{BASELINE_ARTIFACT}",
         reg.TAG_CONFIG: str(config_path),
     }
-    version = registry.register(config.model_name, model_uri, run_id, tags)
+    version = registry.register(config.model_name, model_uri, run_id, model_id, tags)
     aliases: list[str] = []
     try:
         if gate.passed:
@@ -216,7 +216,7 @@ def _log_run(
     baseline: dict[str, Any],
     commit: str,
     dirty: bool,
-) -> tuple[str, str, str]:
+) -> tuple[str, str, str, str]:
     import mlflow
     import mlflow.sklearn
     from mlflow.data.pandas_dataset import from_pandas
@@ -279,4 +279,4 @@ def _log_run(
                     "estimator.trusted_types of the training config"
                 ) from exc
             raise
-    return run.info.run_id, info.model_uri, source_dataset.digest
+    return run.info.run_id, info.model_uri, info.model_id, source_dataset.digest
