@@ -81,3 +81,81 @@ def read_bytes(uri: str, settings: PlatformSettings) -> bytes:
         raise InvalidInputError(f"{path}: is a directory, expected a file") from exc
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """``base`` (a folder or ``s3://bucket/prefix``) joined with relative parts by ``/``."""
+    pieces = [base.rstrip("/"), *(p.strip("/") for p in parts if p.strip("/"))]
+    return "/".join(pieces)
+
+
+def _local_path(uri: str) -> Path:
+    return Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+
+
+def write_bytes(uri: str, data: bytes, settings: PlatformSettings, client: Any | None = None) -> None:
+    """Write a whole object or file, atomically: readers never see a partial file.
+
+    A local file is written next to its target and renamed into place; an S3 PUT is atomic by
+    itself. Pass ``client`` (from :func:`s3_client`) to reuse one boto3 client across writes.
+    """
+    if is_s3(uri):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        location = S3Location.parse(uri)
+        try:
+            (client or s3_client(settings)).put_object(Bucket=location.bucket, Key=location.key, Body=data)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise InvalidInputError(f"{uri}: cannot write ({code}: {exc})") from exc
+        except BotoCoreError as exc:
+            raise ServiceUnavailableError(
+                f"{uri}: object store unreachable at {settings.s3_endpoint_url or 'AWS S3'}: {exc}"
+            ) from exc
+        return
+    import os
+    import uuid
+
+    path = _local_path(uri)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot write ({exc.strerror})") from exc
+
+
+def list_uris(prefix: str, settings: PlatformSettings, client: Any | None = None) -> list[str]:
+    """URIs of every object under a folder or ``s3://bucket/prefix/``, sorted; empty when none.
+
+    Hidden local files (such as partial writes) are left out.
+    """
+    if is_s3(prefix):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        location = S3Location.parse(prefix)
+        key_prefix = location.key.rstrip("/") + "/" if location.key else ""
+        uris: list[str] = []
+        try:
+            paginator = (client or s3_client(settings)).get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=location.bucket, Prefix=key_prefix):
+                uris.extend(f"s3://{location.bucket}/{item['Key']}" for item in page.get("Contents", []))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchBucket":
+                raise InvalidInputError(f"{prefix}: no such bucket") from exc
+            raise InvalidInputError(f"{prefix}: cannot list ({code}: {exc})") from exc
+        except BotoCoreError as exc:
+            raise ServiceUnavailableError(
+                f"{prefix}: object store unreachable at {settings.s3_endpoint_url or 'AWS S3'}: {exc}"
+            ) from exc
+        return sorted(uris)
+    root = _local_path(prefix)
+    if not root.is_dir():
+        return []
+    return sorted(
+        str(path)
+        for path in root.rglob("*")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    )

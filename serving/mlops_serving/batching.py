@@ -1,0 +1,218 @@
+"""Adaptive micro-batching: concurrent requests for one model share one ``predict`` call.
+
+A tree ensemble's ``predict`` costs about the same for 1 row as for 64 (~3.4 ms for the
+100-tree RandomForest), so under concurrency most of the cost is per call, not per row.
+
+How a batch forms (one worker task per model, one batch in flight at a time):
+
+* A request *announces* itself as soon as it knows its model (:meth:`MicroBatcher.arrival`),
+  before its body is parsed, and *submits* its rows when they are parsed.
+* The worker takes every submitted request (up to ``max_rows`` rows). If other announced requests
+  are still being parsed, it waits for them, but never longer than ``window_s``. A lone request
+  therefore never waits: at concurrency 1 latency is that of a direct call.
+* While a batch runs in a thread (off the event loop), the next one gathers; so the batch size
+  adapts to the load by itself.
+* The result rows are split back by offset: each caller gets exactly its own rows. If a batch
+  fails, each of its requests is retried alone, so one caller's fault is not another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mlops_serving.runtime import Prediction
+
+log = logging.getLogger(__name__)
+
+PredictFn = Callable[[npt.NDArray[np.float64]], Prediction]
+
+
+@dataclass
+class _Item:
+    features: npt.NDArray[np.float64]
+    future: asyncio.Future[Prediction]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class Arrival:
+    """A request on its way to the batcher; use as a context manager around parse + submit."""
+
+    def __init__(self, batcher: Predictor) -> None:
+        self._batcher = batcher
+        self._pending = True
+        batcher._announce()
+
+    def __enter__(self) -> Arrival:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._leave()
+
+    def _leave(self) -> None:
+        if self._pending:
+            self._pending = False
+            self._batcher._withdraw()
+
+    async def submit(self, features: npt.NDArray[np.float64]) -> Prediction:
+        self._leave()
+        return await self._batcher._submit(features)
+
+
+class Predictor:
+    """No batching: every request runs its own predict call in the thread pool."""
+
+    def __init__(self, predict: PredictFn, executor: concurrent.futures.Executor,
+                 on_batch: Callable[[int], None] | None = None) -> None:
+        self._predict = predict
+        self._executor = executor
+        self._on_batch = on_batch
+
+    def arrival(self) -> Arrival:
+        return Arrival(self)
+
+    def _announce(self) -> None:
+        pass
+
+    def _withdraw(self) -> None:
+        pass
+
+    async def _submit(self, features: npt.NDArray[np.float64]) -> Prediction:
+        if self._on_batch is not None:
+            self._on_batch(len(features))
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, features)
+
+    def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+class MicroBatcher(Predictor):
+    def __init__(self, predict: PredictFn, executor: concurrent.futures.Executor, *, window_s: float,
+                 max_rows: int, on_batch: Callable[[int], None] | None = None) -> None:
+        super().__init__(predict, executor, on_batch)
+        self.window_s = window_s
+        self.max_rows = max_rows
+        self._queue: list[_Item] = []
+        self._queued_rows = 0
+        self._arriving = 0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for item in self._queue:
+            if not item.future.done():
+                item.future.set_exception(RuntimeError("the server is shutting down"))
+        self._queue.clear()
+
+    def _announce(self) -> None:
+        self._arriving += 1
+
+    def _withdraw(self) -> None:
+        self._arriving -= 1
+        self._wakeup.set()
+
+    async def _submit(self, features: npt.NDArray[np.float64]) -> Prediction:
+        if self._task is None:
+            self.start()
+        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Item(features, future))
+        self._queued_rows += len(features)
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if self._arriving > 0 and self.window_s > 0 and self._queued_rows < self.max_rows:
+                await self._gather(loop)
+            batch = self._take()
+            if batch:
+                await self._predict_batch(loop, batch)
+
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
+        deadline = loop.time() + self.window_s
+        while self._arriving > 0 and self._queued_rows < self.max_rows:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _take(self) -> list[_Item]:
+        batch: list[_Item] = []
+        rows = 0
+        while self._queue:
+            item = self._queue[0]
+            if batch and rows + len(item.features) > self.max_rows:
+                break
+            self._queue.pop(0)
+            self._queued_rows -= len(item.features)
+            if item.future.done():  # the caller gave up (timeout)
+                continue
+            batch.append(item)
+            rows += len(item.features)
+        return batch
+
+    async def _predict_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+        features = batch[0].features if len(batch) == 1 else np.concatenate([i.features for i in batch], axis=0)
+        if self._on_batch is not None:
+            self._on_batch(len(features))
+        try:
+            result = await loop.run_in_executor(self._executor, self._predict, features)
+        except Exception as exc:
+            if len(batch) == 1:
+                _resolve(batch[0].future, exc=exc)
+                return
+            log.warning("batched predict of %d requests failed (%s); retrying each alone", len(batch), exc)
+            for item in batch:
+                try:
+                    _resolve(item.future, await loop.run_in_executor(self._executor, self._predict, item.features))
+                except Exception as single:
+                    _resolve(item.future, exc=single)
+            return
+        if len(batch) == 1:
+            _resolve(batch[0].future, result)
+            return
+        start = 0
+        for item in batch:
+            end = start + len(item.features)
+            probabilities = result.probabilities[start:end] if result.probabilities is not None else None
+            _resolve(item.future, Prediction(result.labels[start:end], probabilities))
+            start = end
+
+
+def _resolve(future: asyncio.Future[Any], value: Any = None, exc: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(value)

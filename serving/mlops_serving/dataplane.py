@@ -1,0 +1,134 @@
+"""The transport-free data plane: which model answers, request limits, predict, and bookkeeping.
+
+Routes call it after parsing; it knows nothing about HTTP. Every prediction goes through
+:meth:`DataPlane.predict`: row limit, the model's batcher (or a direct call in the thread pool
+when batching is off), the deadline, fault mapping, metrics and the prediction log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from mlops_serving.batching import Arrival, MicroBatcher, Predictor
+from mlops_serving.context import current
+from mlops_serving.errors import (
+    ModelFaultError,
+    ModelNotReadyError,
+    PayloadTooLargeError,
+    PredictionTimeoutError,
+    ServingError,
+)
+from mlops_serving.metrics import ServingMetrics
+from mlops_serving.predlog import PredictionLogger
+from mlops_serving.runtime import LoadedModel, ModelManager, Prediction
+from mlops_serving.settings import ServingSettings
+
+if TYPE_CHECKING:
+    from mlops_serving.auth import Authenticator
+
+log = logging.getLogger(__name__)
+
+
+class DataPlane:
+    def __init__(self, settings: ServingSettings, metrics: ServingMetrics, models: ModelManager,
+                 predlog: PredictionLogger, auth: Authenticator) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.models = models
+        self.predlog = predlog
+        self.auth = auth
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(4, 2 * len(settings.models)), thread_name_prefix="predict"
+        )
+        self._predictors: dict[str, Predictor] = {}
+        self._stopping = False
+        models.on_loaded.append(self._model_loaded)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.models.start()
+        self.predlog.start()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await self.models.stop()
+        for predictor in self._predictors.values():
+            await predictor.stop()
+        await self.predlog.close(self.settings.shutdown_timeout_s)
+        self._executor.shutdown(wait=False)
+
+    def _model_loaded(self, model: LoadedModel) -> None:
+        def on_batch(rows: int) -> None:
+            self.metrics.observe_batch(model.name, model.version, rows)
+
+        predictor: Predictor
+        if self.settings.batching:
+            predictor = MicroBatcher(
+                model.predict, self._executor, window_s=self.settings.batch_window_ms / 1000,
+                max_rows=self.settings.batch_max_rows, on_batch=on_batch,
+            )
+        else:
+            predictor = Predictor(model.predict, self._executor, on_batch=on_batch)
+        predictor.start()
+        self._predictors[model.name] = predictor
+
+    # -- health -------------------------------------------------------------------------------
+
+    def ready(self) -> tuple[bool, dict[str, str]]:
+        ready, reasons = self.models.ready()
+        if self._stopping:
+            return False, {**reasons, "server": "shutting down"}
+        return ready, reasons
+
+    # -- inference ----------------------------------------------------------------------------
+
+    def model(self, name: str | None) -> LoadedModel:
+        """The served model ``name`` (the default model when None); 404 or 503 otherwise.
+
+        Records the model in the request context, for the metrics of the request."""
+        model = self.models.get(name or self.settings.default_model)
+        ctx = current()
+        ctx.model, ctx.version = model.name, model.version
+        return model
+
+    def arrival(self, model: LoadedModel) -> Arrival:
+        """Announce a request to its model's batcher; wrap body reading, parsing and predict in it."""
+        predictor = self._predictors.get(model.name)
+        if predictor is None:  # pragma: no cover - a model is registered with its predictor
+            raise ModelNotReadyError(f"model {model.name} is not ready")
+        return predictor.arrival()
+
+    async def predict(self, model: LoadedModel, arrival: Arrival, features: npt.NDArray[np.float64]) -> Prediction:
+        ctx = current()
+        rows = len(features)
+        if rows > self.settings.max_rows:
+            raise PayloadTooLargeError(
+                f"{rows} rows in one request; at most {self.settings.max_rows} (MLOPS_SERVING_MAX_ROWS)",
+                field="rows",
+            )
+        try:
+            async with asyncio.timeout(self.settings.request_timeout_s):
+                prediction = await arrival.submit(features)
+        except TimeoutError as exc:
+            raise PredictionTimeoutError(
+                f"prediction took longer than {self.settings.request_timeout_s:g}s; request id {ctx.request_id}"
+            ) from exc
+        except ServingError:
+            raise
+        except Exception as exc:
+            log.error("model %s v%s failed on request %s", model.name, model.version, ctx.request_id,
+                      exc_info=exc, extra={"model": model.name, "version": model.version})
+            raise ModelFaultError(
+                f"model {model.name} v{model.version} failed on this input; request id {ctx.request_id} "
+                "(the server log has the details)"
+            ) from exc
+        self.metrics.observe_prediction(model.name, model.version, prediction.labels, model.is_classifier)
+        self.predlog.offer(model, ctx.request_id, ctx.received_at, features, prediction)
+        return prediction

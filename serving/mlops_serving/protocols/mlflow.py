@@ -1,0 +1,104 @@
+"""MLflow's scoring protocol (``POST /invocations``), answered as ``mlflow models serve`` answers.
+
+Accepted bodies (JSON), exactly one of the keys, optionally with an empty ``params``::
+
+    {"dataframe_split": {"columns": [...], "data": [[...], ...]}}
+    {"dataframe_records": [{"col": value, ...}, ...]}
+    {"instances": [{"col": value, ...}, ...]}  or  {"instances": [[...], ...]}
+    {"inputs": {"col": [values...], ...}}       or  {"inputs": [[...], ...]} / [{...}, ...]
+
+or ``text/csv`` with a header row of feature names. Response ``{"predictions": [...]}``; errors
+``{"error_code": "...", "message": "..."}`` as MLflow's server sends them. Unlike MLflow, extra
+columns are rejected (422) rather than ignored, so a renamed feature cannot go unnoticed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+
+from mlops_serving.errors import BadRequestError, InvalidInputError
+from mlops_serving.protocols.tabular import (
+    Matrix,
+    check_finite,
+    check_names,
+    columns_to_matrix,
+    decode_json,
+    frame_to_matrix,
+    media_type,
+    records_to_matrix,
+    require_object,
+    rows_to_matrix,
+)
+from mlops_serving.runtime import LoadedModel, Prediction
+
+CONTENT_TYPES = ("application/json", "text/csv")
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+def parse(body: bytes, content_type: str | None, model: LoadedModel) -> Matrix:
+    kind = media_type(content_type, CONTENT_TYPES)
+    if kind == "text/csv":
+        return parse_csv(body, model)
+    payload = require_object(decode_json(body), "the request")
+    found = [k for k in payload if k in FORMATS]
+    unknown = [k for k in payload if k not in FORMATS and k != "params"]
+    if len(found) != 1 or unknown:
+        raise BadRequestError(
+            f"expected exactly one of {', '.join(FORMATS)} (plus optional params); got keys "
+            f"{', '.join(map(repr, payload)) or 'none'}", field="body",
+        )
+    if payload.get("params"):
+        raise InvalidInputError("params: this model takes no parameters", field="params")
+    key = found[0]
+    data = payload[key]
+    names = model.feature_names
+    maybe_bool = b"true" in body or b"false" in body
+    if key == "dataframe_split":
+        if not isinstance(data, dict):
+            raise InvalidInputError("dataframe_split: expected an object with 'columns' and 'data'", field=key)
+        if "columns" not in data or "data" not in data:
+            raise InvalidInputError("dataframe_split: 'columns' and 'data' are required", field=key)
+        if not isinstance(data["columns"], list):
+            raise InvalidInputError("dataframe_split.columns: expected a list of names", field=f"{key}.columns")
+        return frame_to_matrix(data["columns"], data["data"], names, key, maybe_bool)
+    if key == "dataframe_records":
+        return records_to_matrix(data, names, key, maybe_bool)
+    if isinstance(data, dict):
+        return columns_to_matrix(data, names, key, maybe_bool)
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return records_to_matrix(data, names, key, maybe_bool)
+    return rows_to_matrix(data, names, key, maybe_bool)
+
+
+def parse_csv(body: bytes, model: LoadedModel) -> Matrix:
+    import pandas as pd
+
+    if not body.strip():
+        raise InvalidInputError("CSV body is empty; send a header row of feature names and data rows", field="body")
+    try:
+        frame = pd.read_csv(io.BytesIO(body), encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"CSV body is not UTF-8: {exc.reason}", field="body") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise BadRequestError(f"malformed CSV: {str(exc).strip()}", field="body") from exc
+    names = model.feature_names
+    check_names([str(c) for c in frame.columns], names, "csv header")
+    if frame.empty:
+        raise InvalidInputError("csv: empty batch; send at least one data row", field="body")
+    for name in names:
+        if not (pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name])):
+            raise InvalidInputError(f"csv column {name}: expected numbers, got {frame[name].dtype}", field=name)
+    matrix = frame[names].to_numpy(dtype=np.float64)
+    return check_finite(matrix, names, "csv", lambda i, j: f"csv row {i + 1} column {names[j]}")
+
+
+def render(prediction: Prediction) -> bytes:
+    return json.dumps({"predictions": prediction.labels.tolist()}, separators=(",", ":")).encode()
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error_code": code, "message": message}

@@ -1,0 +1,234 @@
+"""Shared input checks: JSON decoding, content types, and rows/records/columns → a float64 matrix.
+
+Every message names the field (``features[3][1] (malic_acid)``) and the problem, so a client can
+fix its request without reading the server's code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mlops_serving.errors import BadRequestError, InvalidInputError, UnsupportedMediaTypeError
+
+Matrix = npt.NDArray[np.float64]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def media_type(content_type: str | None, allowed: Sequence[str]) -> str:
+    """The media type of a Content-Type header if allowed (charset must be utf-8), else 415."""
+    if not content_type:
+        raise UnsupportedMediaTypeError(
+            f"missing Content-Type; send one of: {', '.join(allowed)}", field="Content-Type"
+        )
+    main, *params = (p.strip() for p in content_type.split(";"))
+    main = main.lower()
+    if main not in allowed:
+        raise UnsupportedMediaTypeError(
+            f"unsupported Content-Type {main!r}; send one of: {', '.join(allowed)}", field="Content-Type"
+        )
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise UnsupportedMediaTypeError(f"unsupported charset {value.strip()!r}; only utf-8", field="Content-Type")
+    return main
+
+
+def decode_json(body: bytes) -> Any:
+    if not body:
+        raise BadRequestError("empty request body; expected a JSON object", field="body")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"request body is not UTF-8: {exc.reason} at byte {exc.start}", field="body") from exc
+    except json.JSONDecodeError as exc:
+        raise BadRequestError(
+            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body"
+        ) from exc
+    except RecursionError as exc:
+        raise BadRequestError("malformed JSON: nested too deeply", field="body") from exc
+
+
+def require_object(payload: Any, what: str) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise BadRequestError(f"{what} must be a JSON object, got {_kind(payload)}", field="body")
+    return payload
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, int | float):
+        return "a number"
+    return type(value).__name__
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def describe_features(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+    return f"{len(names)} features ({shown})"
+
+
+def rows_to_matrix(rows: Any, names: Sequence[str], field: str, maybe_bool: bool = True) -> Matrix:
+    """A list of rows, each a list of numbers in signature order.
+
+    ``maybe_bool=False`` tells that the body holds no JSON ``true``/``false`` (a boolean would
+    otherwise be silently read as 1 or 0 by numpy), which allows the vectorised fast path.
+    """
+    if not isinstance(rows, list):
+        raise InvalidInputError(f"{field}: expected a list of rows, got {_kind(rows)}", field=field)
+    if not rows:
+        raise InvalidInputError(f"{field}: empty batch; send at least one row", field=field)
+    if not maybe_bool:
+        try:
+            array = np.asarray(rows)
+        except (ValueError, TypeError):
+            array = None
+        if array is not None and array.ndim == 2 and array.dtype.kind in "fiu" and array.shape[1] == len(names):
+            return check_finite(array.astype(np.float64, copy=False), names, field)
+    width = len(names)
+    for i, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise InvalidInputError(
+                f"{field}[{i}]: expected a list of {describe_features(names)}, got {_kind(row)}", field=f"{field}[{i}]"
+            )
+        if len(row) != width:
+            raise InvalidInputError(
+                f"{field}[{i}]: expected {describe_features(names)}, got {len(row)} values", field=f"{field}[{i}]"
+            )
+        for j, value in enumerate(row):
+            if not _is_number(value):
+                raise InvalidInputError(
+                    f"{field}[{i}][{j}] ({names[j]}): expected a number, got {_kind(value)}",
+                    field=f"{field}[{i}][{j}]",
+                )
+    try:
+        array = np.asarray(rows, dtype=np.float64)
+    except OverflowError as exc:  # pragma: no cover - ints beyond float range
+        raise InvalidInputError(f"{field}: a number is out of range", field=field) from exc
+    return check_finite(array, names, field)
+
+
+def records_to_matrix(records: Any, names: Sequence[str], field: str, maybe_bool: bool = True) -> Matrix:
+    """A list of objects ``{feature: value}``; every feature present, no unknown ones."""
+    if not isinstance(records, list):
+        raise InvalidInputError(f"{field}: expected a list of objects, got {_kind(records)}", field=field)
+    if not records:
+        raise InvalidInputError(f"{field}: empty batch; send at least one record", field=field)
+    expected = set(names)
+    rows = []
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InvalidInputError(
+                f"{field}[{i}]: expected an object of feature values, got {_kind(record)}", field=f"{field}[{i}]"
+            )
+        if len(record) != len(names) or record.keys() != expected:
+            check_names(list(record), names, f"{field}[{i}]")
+        rows.append([record[name] for name in names])
+    return _named_rows(rows, names, field, maybe_bool, lambda i, j: f"{field}[{i}].{names[j]}")
+
+
+def columns_to_matrix(columns: Any, names: Sequence[str], field: str, maybe_bool: bool = True) -> Matrix:
+    """An object ``{feature: [values...]}`` with one equally long list per feature."""
+    if not isinstance(columns, dict):
+        raise InvalidInputError(f"{field}: expected an object of columns, got {_kind(columns)}", field=field)
+    check_names(list(columns), names, field)
+    lengths = set()
+    for name in names:
+        column = columns[name]
+        if not isinstance(column, list):
+            columns = {**columns, name: [column]}  # a scalar: one row
+        lengths.add(len(columns[name]))
+    if len(lengths) != 1:
+        raise InvalidInputError(
+            f"{field}: columns have different lengths ({', '.join(map(str, sorted(lengths)))})", field=field
+        )
+    if lengths == {0}:
+        raise InvalidInputError(f"{field}: empty batch; send at least one row", field=field)
+    rows = [list(values) for values in zip(*(columns[name] for name in names), strict=True)]
+    return _named_rows(rows, names, field, maybe_bool, lambda i, j: f"{field}.{names[j]}[{i}]")
+
+
+def frame_to_matrix(columns: Sequence[Any], data: Any, names: Sequence[str], field: str,
+                    maybe_bool: bool = True) -> Matrix:
+    """Columns plus rows (pandas 'split' orient), reordered to signature order."""
+    column_names = [str(c) for c in columns]
+    check_names(column_names, names, f"{field}.columns")
+    if not isinstance(data, list):
+        raise InvalidInputError(f"{field}.data: expected a list of rows, got {_kind(data)}", field=f"{field}.data")
+    if column_names == list(names):
+        return rows_to_matrix(data, names, f"{field}.data", maybe_bool)
+    order = [column_names.index(name) for name in names]
+    matrix = rows_to_matrix(data, column_names, f"{field}.data", maybe_bool)
+    return matrix[:, order]
+
+
+def _named_rows(rows: list[list[Any]], names: Sequence[str], field: str, maybe_bool: bool,
+                where: Any) -> Matrix:
+    if not maybe_bool:
+        try:
+            array = np.asarray(rows)
+        except (ValueError, TypeError):
+            array = None
+        if array is not None and array.ndim == 2 and array.dtype.kind in "fiu":
+            return check_finite(array.astype(np.float64, copy=False), names, field, where)
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            if not _is_number(value):
+                raise InvalidInputError(f"{where(i, j)}: expected a number, got {_kind(value)}", field=where(i, j))
+    return check_finite(np.asarray(rows, dtype=np.float64), names, field, where)
+
+
+def check_names(given: Sequence[str], names: Sequence[str], field: str) -> None:
+    """Same feature names as the signature (any order), else 422 naming the missing and unknown ones."""
+    missing = [n for n in names if n not in given]
+    unknown = [g for g in given if g not in names]
+    duplicated = sorted({g for g in given if list(given).count(g) > 1})
+    problems = []
+    if missing:
+        problems.append(f"missing feature(s): {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown feature(s): {', '.join(map(str, unknown))}")
+    if duplicated:
+        problems.append(f"repeated feature(s): {', '.join(duplicated)}")
+    if problems:
+        raise InvalidInputError(f"{field}: {'; '.join(problems)}; the model expects {describe_features(names)}",
+                                field=field)
+
+
+def check_finite(matrix: Matrix, names: Sequence[str], field: str, where: Any = None) -> Matrix:
+    """422 naming the first NaN, infinite or out-of-range value (beyond float32, where scikit-learn's
+    trees would turn it into infinity and fail inside the model)."""
+    if matrix.ndim != 2 or matrix.shape[1] != len(names):
+        raise InvalidInputError(f"{field}: expected rows of {describe_features(names)}, got shape "
+                                f"{list(matrix.shape)}", field=field)
+    if matrix.shape[0] == 0:
+        raise InvalidInputError(f"{field}: empty batch; send at least one row", field=field)
+    if not np.isfinite(matrix).all():
+        i, j = (int(k) for k in np.argwhere(~np.isfinite(matrix))[0])
+        value = matrix[i, j]
+        text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        name = where(i, j) if where is not None else f"{field}[{i}][{j}] ({names[j]})"
+        raise InvalidInputError(f"{name}: {text} is not allowed; send finite numbers", field=name)
+    if matrix.size and float(np.abs(matrix).max()) > FLOAT32_MAX:
+        i, j = (int(k) for k in np.argwhere(np.abs(matrix) > FLOAT32_MAX)[0])
+        name = where(i, j) if where is not None else f"{field}[{i}][{j}] ({names[j]})"
+        raise InvalidInputError(f"{name}: {matrix[i, j]:g} is out of range (|x| <= {FLOAT32_MAX:g}; tree models "
+                                "compute in float32)", field=name)
+    return matrix
