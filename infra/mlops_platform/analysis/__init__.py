@@ -1,0 +1,34 @@
+"""Run Argo Rollouts AnalysisTemplates locally, against a Prometheus URL, with Argo's semantics.
+
+The same templates the Rollouts use (``serving/manifests/base/analysistemplate-*.yaml``) are
+loaded, their ``{{args.*}}`` resolved, and every metric measured ``count`` times every
+``interval``; each measurement is Successful, Failed, Inconclusive or Error by its
+``successCondition``/``failureCondition`` (:mod:`mlops_platform.analysis.expr`), and a metric
+completes as Argo Rollouts' analysis controller decides (``failureLimit``,
+``inconclusiveLimit``, ``consecutiveErrorLimit``, ``count``). Used by ``mlops analysis run`` and
+by the local canary.
+"""
+
+from __future__ import annotations
+
+from mlops_platform.analysis.runner import (
+    AnalysisResult,
+    Measurement,
+    Metric,
+    MetricResult,
+    PrometheusClient,
+    load_templates,
+    resolve_metrics,
+    run_analysis,
+)
+
+__all__ = [
+    "AnalysisResult",
+    "Measurement",
+    "Metric",
+    "MetricResult",
+    "PrometheusClient",
+    "load_templates",
+    "resolve_metrics",
+    "run_analysis",
+]

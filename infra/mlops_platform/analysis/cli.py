@@ -1,0 +1,85 @@
+"""``mlops analysis run``: evaluate AnalysisTemplates against a Prometheus URL.
+
+Exit status: 0 Successful; 3 Failed; 5 Inconclusive; 4 Error (Prometheus unreachable, or
+measurements that could not be evaluated); 2 invalid templates or args.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from mlops_platform.errors import ConfigError
+
+EXIT_STATUS = {"Successful": 0, "Failed": 3, "Error": 4, "Inconclusive": 5}
+
+
+def _arg(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _cmd_analysis_run(args: argparse.Namespace) -> int:
+    import json
+
+    from mlops_platform.analysis.runner import (
+        Measurement,
+        Metric,
+        load_templates,
+        resolve_metrics,
+        run_analysis,
+    )
+
+    paths: list[Path] = []
+    for path in args.files:
+        paths += sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+    templates = load_templates(paths, args.template)
+    metrics = resolve_metrics(templates, dict(args.arg), args.prometheus)
+
+    def show(metric: Metric, measurement: Measurement) -> None:
+        if not args.json:
+            detail = f"  {measurement.message}" if measurement.message else ""
+            print(f"  {metric.name:<28} {measurement.phase:<13} {measurement.value}{detail}", flush=True)
+
+    result = run_analysis(metrics, terminate_on_failure=not args.no_terminate, on_measurement=show)
+    if args.json:
+        payload: dict[str, Any] = result.to_dict()
+        print(json.dumps(payload, indent=2))
+    else:
+        for metric_result in result.metrics:
+            print(f"{metric_result.name:<30} {metric_result.phase:<13} {metric_result.message}")
+        print(f"analysis: {result.phase}")
+    return EXIT_STATUS.get(result.phase, 1)
+
+
+def add_analysis_command(commands: Any) -> None:
+    """Register ``analysis run`` on the ``mlops`` sub-command parsers."""
+    analysis = commands.add_parser("analysis", help="run Argo Rollouts AnalysisTemplates locally")
+    sub = analysis.add_subparsers(dest="analysis_command", required=True, metavar="SUBCOMMAND")
+    run = sub.add_parser(
+        "run",
+        help="measure a template's metrics against Prometheus, with Argo Rollouts' semantics",
+        description="Resolve the templates' args, measure every metric `count` times every `interval` "
+        "and assess it as Argo Rollouts does (failureLimit, inconclusiveLimit, consecutiveErrorLimit).",
+        epilog="Exit status: 0 Successful, 3 Failed, 5 Inconclusive, 4 Error, 2 invalid input. Example: "
+        "mlops analysis run serving/manifests/base --template model-success-rate "
+        "--prometheus http://localhost:9090 --arg namespace=models-staging --arg model=wine-classifier ...",
+    )
+    run.add_argument("files", nargs="+", type=Path, metavar="PATH",
+                     help="YAML files (or folders of them) holding AnalysisTemplates")
+    run.add_argument("--template", action="append", default=[], metavar="NAME",
+                     help="template to run (repeatable; default: every template found), merged as in a Rollout step")
+    run.add_argument("--arg", action="append", default=[], type=_arg, metavar="NAME=VALUE",
+                     help="value of a template arg (repeatable); args without a default are required")
+    run.add_argument("--prometheus", metavar="URL", help="Prometheus base URL (default: each metric's address)")
+    run.add_argument("--no-terminate", action="store_true",
+                     help="measure every metric to its own end instead of stopping all at the first "
+                     "Failed/Error/Inconclusive metric")
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.set_defaults(handler=_cmd_analysis_run)
+
+
+__all__ = ["EXIT_STATUS", "ConfigError", "add_analysis_command"]
