@@ -1,0 +1,364 @@
+"""The drift job behind ``mlops drift``: load, compare, report, record, push.
+
+Compares a window of the prediction log of one model version (or an input file) with the
+baseline statistics stored with that version, writes a JSON and an HTML report, logs both to an
+MLflow run (experiment ``drift/<model>``, tagged with the model version) and, when
+``MLOPS_PUSHGATEWAY_URL`` is set, pushes the results to the Pushgateway group
+``{job="mlops-drift", model, version}`` (metric names in :mod:`mlops_platform.metric_names`).
+
+Exit status (distinct from the CLI's 1-4, so that a workflow can branch on it):
+
+==  ==========================================================================================
+0   no drift (status ``ok``, or ``warning``: some PSI between the warn and alert thresholds)
+10  drift detected: a feature or the predicted-class distribution reached the alert threshold
+11  insufficient data: fewer rows than the minimum; nothing compared, no alarm
+==  ==========================================================================================
+
+Failures keep the CLI's codes: 2 invalid input (no such model/version, no baseline, unreadable
+input), 4 a service (tracking server, object store) unreachable, 1 unexpected.
+
+Prediction-log files are read with their columns projected (timestamp, features, prediction) and
+in parallel; a file that cannot be read (corrupt, or not in the record schema) is left out and
+listed in the report, so one bad file does not blind the monitoring. If no file can be read at
+all, the input is invalid (exit 2).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mlops_drift import records
+from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
+from mlops_drift.html import render_html
+from mlops_drift.report import DriftReport, Thresholds, build_report
+from mlops_drift.settings import DriftSettings, parse_duration
+from mlops_platform import metric_names as mn
+from mlops_platform.errors import InvalidInputError
+from mlops_platform.pushgateway import Sample, push_or_warn
+
+if TYPE_CHECKING:
+    from mlops_platform.registry import Registry
+
+log = logging.getLogger(__name__)
+
+EXIT_NO_DRIFT = 0
+EXIT_DRIFT = 10
+EXIT_INSUFFICIENT_DATA = 11
+
+EXIT_CODES: dict[str, int] = {
+    "ok": EXIT_NO_DRIFT,
+    "warning": EXIT_NO_DRIFT,
+    "drift": EXIT_DRIFT,
+    "insufficient_data": EXIT_INSUFFICIENT_DATA,
+}
+
+REPORT_JSON = "drift-report.json"
+REPORT_HTML = "drift-report.html"
+EXPERIMENT_PREFIX = "drift/"
+PREDICTION_COLUMN = "prediction"
+
+
+@dataclass(frozen=True)
+class DriftRequest:
+    model: str
+    version: int | None = None
+    alias: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    last: str | None = None  # a duration ending now, e.g. "1h"
+    input_uri: str | None = None
+    report_dir: str | None = None  # a folder or s3:// prefix for the two reports
+    psi_warn: float | None = None
+    psi_alert: float | None = None
+    min_rows: int | None = None
+
+
+@dataclass
+class DriftOutcome:
+    report: DriftReport
+    exit_code: int
+    run_id: str | None
+    run_url: str | None
+    pushed: bool
+    report_uris: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Rows:
+    features: dict[str, npt.NDArray[np.float64]]
+    predictions: npt.NDArray[np.generic] | None
+    files_read: int
+    skipped: list[str]
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def window(request: DriftRequest, settings: DriftSettings, now: datetime) -> tuple[datetime, datetime]:
+    """``[since, until)`` of the request: explicit bounds, or ``last`` (default: the settings' window)."""
+    until = _utc(request.until) if request.until is not None else now
+    if request.since is not None:
+        since = _utc(request.since)
+    else:
+        since = until - timedelta(seconds=parse_duration(request.last or settings.window))
+    if since >= until:
+        raise InvalidInputError(f"empty window: since {since.isoformat()} is not before until {until.isoformat()}")
+    return since, until
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _read_log_file(fs: Any, path: str, columns: list[str], since: datetime, until: datetime) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    with fs.open_input_file(path) as handle:
+        table = pq.ParquetFile(handle).read(columns=columns)
+    stamps = table["timestamp"]
+    start = pa.scalar(since, type=pa.timestamp("us", tz="UTC"))
+    end = pa.scalar(until, type=pa.timestamp("us", tz="UTC"))
+    return table.filter(pc.and_(pc.greater_equal(stamps, start), pc.less(stamps, end)))
+
+
+def read_prediction_log(
+    settings: DriftSettings, model: str, version: str, feature_names: list[str], since: datetime, until: datetime
+) -> _Rows:
+    """The logged rows of ``model``/``version`` with ``since <= timestamp < until``."""
+    import pyarrow as pa
+
+    from mlops_platform.tables import filesystem
+
+    store = settings.effective_store_uri
+    uris = records.record_files(store, settings, model, version, since, until)
+    columns = ["timestamp", *(records.feature_column(n) for n in feature_names), PREDICTION_COLUMN]
+    fs, _ = filesystem(store, settings)
+    paths = [uri[len("s3://") :] if uri.startswith("s3://") else uri for uri in uris]
+    tables: list[Any] = []
+    skipped: list[str] = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=settings.read_threads) as pool:
+        futures = [pool.submit(_read_log_file, fs, p, columns, since, until) for p in paths]
+        for uri, future in zip(uris, futures, strict=True):
+            try:
+                tables.append(future.result())
+            except (pa.ArrowException, OSError, KeyError) as exc:
+                log.warning("skipping unreadable prediction-log file %s: %s", uri, exc)
+                skipped.append(f"{uri}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    if uris and not tables:
+        raise InvalidInputError(
+            f"none of the {len(uris)} prediction-log file(s) of {model} v{version} in the window is readable; "
+            f"first: {skipped[0]}"
+        )
+    if not tables:
+        empty = {name: np.empty(0, dtype=np.float64) for name in feature_names}
+        return _Rows(empty, np.empty(0, dtype=object), 0, skipped)
+    table = pa.concat_tables(tables)
+    features = {
+        name: np.asarray(table[records.feature_column(name)].to_numpy(), dtype=np.float64) for name in feature_names
+    }
+    predictions = np.asarray(table[PREDICTION_COLUMN].to_numpy(zero_copy_only=False), dtype=object)
+    return _Rows(features, predictions, len(tables), skipped)
+
+
+def read_input(settings: DriftSettings, uri: str, feature_names: list[str]) -> _Rows:
+    """Rows of a CSV/Parquet file or folder; features named as in the signature or ``feature.<name>``
+    (a copy of the prediction log), predictions from an optional ``prediction`` column."""
+    from mlops_platform.tables import file_columns, iter_batches, list_inputs, plan_units, to_float64
+
+    block = 16 << 20
+    fs, files = list_inputs(uri, settings)
+    parts: dict[str, list[npt.NDArray[np.float64]]] = {name: [] for name in feature_names}
+    predictions: list[npt.NDArray[np.generic]] = []
+    with_predictions = True
+    for file in files:
+        present = set(file_columns(fs, file, block))
+        names = {
+            n: (n if n in present else records.feature_column(n)) for n in feature_names
+        }
+        missing = [n for n, column in names.items() if column not in present]
+        if missing:
+            raise InvalidInputError(f"{file.uri}: missing feature column(s) {', '.join(missing)}")
+        has_prediction = PREDICTION_COLUMN in present
+        with_predictions = with_predictions and has_prediction
+        columns = [*names.values(), *([PREDICTION_COLUMN] if has_prediction else [])]
+        for unit in plan_units(fs, [file]):
+            for batch in iter_batches(fs, unit, columns, chunk_rows=1 << 20, csv_block_bytes=block,
+                                      csv_text_columns=list(names.values())):
+                for name, column in names.items():
+                    values, _ = to_float64(batch.column(column), column)
+                    parts[name].append(values)
+                if has_prediction:
+                    predictions.append(np.asarray(batch.column(PREDICTION_COLUMN).to_pylist(), dtype=object))
+    features = {n: np.concatenate(v) if v else np.empty(0, dtype=np.float64) for n, v in parts.items()}
+    labels = np.concatenate(predictions) if with_predictions and predictions else None
+    return _Rows(features, labels, len(files), [])
+
+
+# -- recording ----------------------------------------------------------------------------------
+
+
+def _metric_key(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in name)
+
+
+def log_to_mlflow(registry: Registry, report: DriftReport, files: dict[str, str]) -> tuple[str, str]:
+    """An MLflow run holding the report's figures and both files; its id and URL."""
+    experiment_id = registry.ensure_experiment(EXPERIMENT_PREFIX + report.model)
+    client = registry.client
+    run = client.create_run(
+        experiment_id,
+        run_name=f"drift-{report.model}-v{report.version}",
+        tags={
+            "mlops.job": "drift",
+            "mlops.model_name": report.model,
+            "mlops.model_version": report.version,
+            "mlops.drift_status": report.status,
+            "mlops.source": report.source[:5000],
+        },
+    )
+    run_id = str(run.info.run_id)
+    try:
+        params = {
+            "psi_warn": report.thresholds.psi_warn,
+            "psi_alert": report.thresholds.psi_alert,
+            "min_rows": report.min_rows,
+            "since": report.since.isoformat() if report.since else "",
+            "until": report.until.isoformat() if report.until else "",
+        }
+        for key, value in params.items():
+            client.log_param(run_id, key, value)
+        metrics: dict[str, float] = {"rows": float(report.rows), "files_skipped": float(len(report.files_skipped))}
+        if report.max_feature_psi is not None:
+            metrics["max_feature_psi"] = report.max_feature_psi
+        if report.prediction is not None and report.prediction.psi is not None:
+            metrics["prediction_psi"] = report.prediction.psi
+        for feature in report.features:
+            if feature.psi is not None:
+                metrics[_metric_key(f"psi.{feature.name}")] = feature.psi
+            if feature.ks_statistic is not None:
+                metrics[_metric_key(f"ks.{feature.name}")] = feature.ks_statistic
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, text in files.items():
+                path = Path(tmp) / name
+                path.write_text(text)
+                client.log_artifact(run_id, str(path), "drift")
+        client.set_terminated(run_id, "FINISHED")
+    except Exception:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    return run_id, registry.run_url(experiment_id, run_id)
+
+
+def report_samples(report: DriftReport, schedule_interval_s: float, now: float) -> list[Sample]:
+    """The series of a completed run (the whole Pushgateway group, replaced at once)."""
+    samples = [
+        Sample(mn.DRIFT_ROWS, float(report.rows)),
+        Sample(mn.DRIFT_STATUS, float(mn.DRIFT_STATUS_CODES[report.status])),
+        Sample(mn.DRIFT_PSI_THRESHOLD, report.thresholds.psi_warn, {mn.LABEL_LEVEL: "warn"}),
+        Sample(mn.DRIFT_PSI_THRESHOLD, report.thresholds.psi_alert, {mn.LABEL_LEVEL: "alert"}),
+        Sample(mn.DRIFT_EXPECTED_INTERVAL, schedule_interval_s),
+        Sample(mn.DRIFT_LAST_RUN, now),
+        Sample(mn.DRIFT_LAST_SUCCESS, now),
+    ]
+    samples.extend(
+        Sample(mn.DRIFT_FEATURE_PSI, f.psi, {mn.LABEL_FEATURE: f.name}) for f in report.features if f.psi is not None
+    )
+    if report.max_feature_psi is not None:
+        samples.append(Sample(mn.DRIFT_FEATURE_PSI_MAX, report.max_feature_psi))
+    if report.prediction is not None and report.prediction.psi is not None:
+        samples.append(Sample(mn.DRIFT_PREDICTION_PSI, report.prediction.psi))
+    return samples
+
+
+def _write_reports(report_dir: str, files: dict[str, str], settings: DriftSettings) -> list[str]:
+    from mlops_platform.storage import join_uri, write_bytes
+
+    uris = []
+    for name, text in files.items():
+        uri = join_uri(report_dir, name)
+        write_bytes(uri, text.encode(), settings)
+        uris.append(uri)
+    return uris
+
+
+# -- the job ------------------------------------------------------------------------------------
+
+
+def run_drift(settings: DriftSettings, request: DriftRequest, now: datetime | None = None) -> DriftOutcome:
+    """Run one drift check; raises MlopsError on failure (after pushing the failure when it can)."""
+    from mlops_platform.registry import Registry
+
+    now = now or datetime.now(UTC)
+    thresholds = Thresholds(
+        psi_warn=request.psi_warn if request.psi_warn is not None else settings.psi_warn,
+        psi_alert=request.psi_alert if request.psi_alert is not None else settings.psi_alert,
+    )
+    min_rows = request.min_rows if request.min_rows is not None else settings.min_rows
+    registry = Registry(settings)
+    registry.check_reachable()
+    version = registry.get_version(request.model, version=request.version, alias=request.alias)
+    number = str(version.version)
+    grouping = {mn.LABEL_MODEL: request.model, mn.LABEL_VERSION: number}
+    try:
+        baseline = BaselineStatistics.model_validate(registry.load_run_json(version.run_id, BASELINE_ARTIFACT))
+        if request.input_uri is not None:
+            rows = read_input(settings, request.input_uri, list(baseline.feature_names))
+            since = until = None
+            source = request.input_uri
+        else:
+            since, until = window(request, settings, now)
+            rows = read_prediction_log(settings, request.model, number, list(baseline.feature_names), since, until)
+            source = records.version_prefix(settings.effective_store_uri, request.model, number)
+        report = build_report(
+            baseline,
+            rows.features,
+            rows.predictions,
+            model=request.model,
+            version=number,
+            thresholds=thresholds,
+            min_rows=min_rows,
+            source=source,
+            since=since,
+            until=until,
+            files_read=rows.files_read,
+            files_skipped=rows.skipped,
+            now=now,
+        )
+        files = {
+            REPORT_JSON: json.dumps(report.model_dump(mode="json"), indent=2) + "\n",
+            REPORT_HTML: render_html(report),
+        }
+        report_uris = _write_reports(request.report_dir, files, settings) if request.report_dir else []
+        run_id, run_url = log_to_mlflow(registry, report, files)
+    except Exception:
+        _push_failure(settings, grouping)
+        raise
+    pushed = push_or_warn(
+        settings.pushgateway_url,
+        mn.DRIFT_PUSH_JOB,
+        grouping,
+        report_samples(report, settings.schedule_interval_s, time.time()),
+        replace=True,
+    )
+    return DriftOutcome(report, EXIT_CODES[report.status], run_id, run_url, pushed, report_uris)
+
+
+def _push_failure(settings: DriftSettings, grouping: dict[str, str]) -> None:
+    """Update only the last-run time: the last success (and its results) stay in the group."""
+    push_or_warn(settings.pushgateway_url, mn.DRIFT_PUSH_JOB, grouping,
+                 [Sample(mn.DRIFT_LAST_RUN, time.time())], replace=False)

@@ -1,0 +1,64 @@
+"""Settings of the drift job: the shared platform settings plus ``MLOPS_DRIFT_*``."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from mlops_drift.report import DEFAULT_PSI_ALERT, DEFAULT_PSI_WARN
+from mlops_platform.errors import InvalidInputError
+from mlops_platform.settings import PlatformSettings
+
+ENV_PREFIX = "MLOPS_DRIFT_"
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``30m``, ``1h``, ``2d``, ``90s`` or a plain number of seconds."""
+    value = text.strip().lower()
+    try:
+        unit = _UNITS.get(value[-1:], 0)
+        seconds = float(value[:-1]) * unit if unit else float(value)
+    except ValueError:
+        raise InvalidInputError(f"invalid duration {text!r}: expected e.g. 90s, 30m, 1h, 2d") from None
+    if seconds <= 0:
+        raise InvalidInputError(f"invalid duration {text!r}: must be positive")
+    return seconds
+
+
+class DriftSettings(PlatformSettings):
+    """``MLOPS_DRIFT_<FIELD>`` for every field below; the command's flags override them per model."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", env_ignore_empty=True, populate_by_name=True
+    )
+
+    psi_warn: float = Field(DEFAULT_PSI_WARN, gt=0, description="PSI from which a feature is a warning.")
+    psi_alert: float = Field(DEFAULT_PSI_ALERT, gt=0, description="PSI from which a feature has drifted.")
+    min_rows: int = Field(
+        500, ge=1, description="Fewest rows to compare; below it the status is 'insufficient data' (no alarm)."
+    )
+    window: str = Field("1h", description="Default window over the prediction logs, ending now (e.g. 1h, 1d).")
+    schedule_interval_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How often the job is scheduled per model; pushed so the staleness alert fires after "
+        "twice this without a successful run.",
+    )
+    read_threads: int = Field(8, ge=1, le=64, description="Prediction-log files read in parallel.")
+
+    @field_validator("window")
+    @classmethod
+    def _check_window(cls, value: str) -> str:
+        try:
+            parse_duration(value)
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftSettings:
+        if self.psi_warn > self.psi_alert:
+            raise ValueError("MLOPS_DRIFT_PSI_WARN must not exceed MLOPS_DRIFT_PSI_ALERT")
+        return self

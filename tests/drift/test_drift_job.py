@@ -1,0 +1,186 @@
+"""`mlops drift` end to end: prediction logs on S3 (SeaweedFS), reports, exit codes, and the
+Pushgateway -> Prometheus -> alert path with real processes."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from support.project import EmbeddedStore, run_mlops
+from test_detectors import independent_psi
+
+from mlops_drift import records
+from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
+
+pytestmark = pytest.mark.integration
+
+MODEL = "wine-classifier"
+SHIFTED = ("alcohol", "proline", "color_intensity")  # scaled by 1.5 in the drifted data
+EXIT_DRIFT, EXIT_INSUFFICIENT = 10, 11
+
+
+@pytest.fixture(scope="module")
+def baseline(trained_store: EmbeddedStore) -> BaselineStatistics:
+    from mlops_platform.registry import Registry
+    from mlops_platform.settings import PlatformSettings
+
+    registry = Registry(PlatformSettings(MLOPS_HOME=str(trained_store.home)))
+    version = registry.get_version(MODEL, version=1)
+    return BaselineStatistics.model_validate(registry.load_run_json(version.run_id, BASELINE_ARTIFACT))
+
+
+def wine_sample(rows: int, seed: int, shift: bool = False) -> pd.DataFrame:
+    """A fresh sample of the training distribution (rows of the wine data with replacement, as the
+    model sees them), optionally with some features scaled by 1.5."""
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame
+    frame.columns = [str(c).replace("/", "_") for c in frame.columns]
+    sample = frame.sample(rows, replace=True, random_state=seed).reset_index(drop=True)
+    if shift:
+        for column in SHIFTED:
+            sample[column] = sample[column] * 1.5
+    return sample
+
+
+def log_table(sample: pd.DataFrame, names: list[str], when: datetime) -> Any:
+    """Prediction-log records of ``sample`` at ``when`` (predictions: the true class, as text)."""
+    n = len(sample)
+    stamps = np.full(n, int(when.timestamp() * 1_000_000), dtype=np.int64)
+    return records.build_table(
+        model=MODEL, version="1", feature_names=names, classes=["0", "1", "2"], timestamps_us=stamps,
+        request_ids=[f"r{i}" for i in range(n)], rows=np.zeros(n, dtype=np.int32),
+        features=sample[names].to_numpy(dtype=np.float64), predictions=[str(t) for t in sample["target"]],
+        probabilities=None,
+    )
+
+
+def expected_psis(baseline: BaselineStatistics, sample: pd.DataFrame) -> dict[str, float]:
+    return {
+        f.name: independent_psi(f.bin_edges, f.proportions, sample[f.name].to_numpy(dtype=np.float64))
+        for f in baseline.features
+    }
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from support.services import seaweedfs_s3
+
+    with seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs")) as store:
+        store.make_bucket("predlog")
+        yield store
+
+
+def test_drift_on_prediction_logs_in_s3(trained_store: EmbeddedStore, baseline: BaselineStatistics, s3: Any,
+                                        tmp_path: Path) -> None:
+    client = s3.client()
+    store = "s3://predlog/store"
+    names = list(baseline.feature_names)
+
+    def put(uri: str, data: bytes) -> None:
+        location = uri[len("s3://") :].split("/", 1)
+        client.put_object(Bucket=location[0], Key=location[1], Body=data)
+
+    now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
+    # Fresh traffic over the last two hours, in two hourly partitions.
+    fresh = wine_sample(1200, seed=1)
+    for offset, part in ((timedelta(hours=1), fresh.iloc[:600]), (timedelta(0), fresh.iloc[600:])):
+        when = now - offset
+        put(records.record_file_uri(store, MODEL, "1", when), records.table_to_parquet(log_table(part, names, when)))
+    # Drifted traffic a day earlier: three hours, the middle one missing, plus a corrupt file.
+    drifted = wine_sample(1200, seed=2, shift=True)
+    day = now - timedelta(days=1)
+    for hours, part in ((0, drifted.iloc[:600]), (2, drifted.iloc[600:])):
+        when = day + timedelta(hours=hours)
+        put(records.record_file_uri(store, MODEL, "1", when), records.table_to_parquet(log_table(part, names, when)))
+    put(records.record_file_uri(store, MODEL, "1", day, "corrupt"), b"PAR1 this is not parquet")
+
+    env = trained_store.env(MLOPS_STORE_URI=store, **s3.env())
+    until = (now + timedelta(hours=1)).isoformat()
+
+    ok = run_mlops("drift", MODEL, "--version", "1", "--since", (now - timedelta(hours=2)).isoformat(),
+                   "--until", until, "--report-dir", str(tmp_path / "fresh"), cwd=trained_store.workdir, env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    report = json.loads((tmp_path / "fresh" / "drift-report.json").read_text())
+    assert report["status"] in ("ok", "warning") and report["rows"] == 1200 and not report["drifted_features"]
+    expected = expected_psis(baseline, fresh)
+    for feature in report["features"]:
+        assert feature["psi"] == pytest.approx(expected[feature["name"]], rel=1e-9)
+    assert report["prediction"]["psi"] < 0.1
+    assert (tmp_path / "fresh" / "drift-report.html").read_text().startswith("<!DOCTYPE html>")
+
+    drift = run_mlops("drift", MODEL, "--version", "1", "--since", day.isoformat(),
+                      "--until", (day + timedelta(hours=3)).isoformat(), "--report-dir", str(tmp_path / "drifted"),
+                      cwd=trained_store.workdir, env=env)
+    assert drift.returncode == EXIT_DRIFT, drift.stdout + drift.stderr
+    report = json.loads((tmp_path / "drifted" / "drift-report.json").read_text())
+    assert report["status"] == "drift" and report["rows"] == 1200
+    assert set(SHIFTED) <= set(report["drifted_features"])
+    assert len(report["files_skipped"]) == 1 and "corrupt" in report["files_skipped"][0]
+    expected = expected_psis(baseline, drifted)
+    for feature in report["features"]:
+        assert feature["psi"] == pytest.approx(expected[feature["name"]], rel=1e-9)
+        assert math.isfinite(feature["ks_statistic"])
+
+    few = run_mlops("drift", MODEL, "--version", "1", "--since", (now - timedelta(hours=2)).isoformat(),
+                    "--until", until, "--min-rows", "5000", cwd=trained_store.workdir, env=env)
+    assert few.returncode == EXIT_INSUFFICIENT, few.stdout + few.stderr
+    assert "INSUFFICIENT DATA" in few.stdout
+
+    # The hour before the drifted day: no partition at all -> nothing to compare.
+    empty = run_mlops("drift", MODEL, "--version", "1", "--last", "1h", "--until", day.isoformat(),
+                      cwd=trained_store.workdir, env=env)
+    assert empty.returncode == EXIT_INSUFFICIENT, empty.stdout + empty.stderr
+    assert "0 row(s) compared" in empty.stdout
+
+
+def test_missing_model_version_is_invalid_input(trained_store: EmbeddedStore) -> None:
+    result = run_mlops("drift", MODEL, "--version", "99", cwd=trained_store.workdir, env=trained_store.env())
+    assert result.returncode == 2 and "99" in result.stderr
+
+
+def test_drift_run_pushes_metrics_that_prometheus_scrapes_and_alerts_on(
+    trained_store: EmbeddedStore, baseline: BaselineStatistics, tmp_path: Path
+) -> None:
+    from support.prometheus import extract_rules, prometheus_server, pushgateway_server, wait_until
+
+    from mlops_platform import metric_names as mn
+
+    rules_dir = Path(__file__).resolve().parents[2] / "infra" / "monitoring" / "rules"
+    rules = extract_rules([rules_dir / "prometheusrule-drift.yaml"], tmp_path / "rules.yaml")
+    drifted = wine_sample(1500, seed=3, shift=True)
+    drifted[list(baseline.feature_names)].to_parquet(tmp_path / "drifted.parquet")
+
+    with pushgateway_server(tmp_path / "pgw") as gateway, prometheus_server(
+        tmp_path / "prom", [gateway.target], rule_files=[rules]
+    ) as prometheus:
+        result = run_mlops("drift", MODEL, "--version", "1", "--input", str(tmp_path / "drifted.parquet"),
+                           "--report-dir", str(tmp_path / "report"), cwd=trained_store.workdir,
+                           env=trained_store.env(MLOPS_PUSHGATEWAY_URL=gateway.url))
+        assert result.returncode == EXIT_DRIFT, result.stdout + result.stderr
+        report = json.loads((tmp_path / "report" / "drift-report.json").read_text())
+
+        selector = f'{mn.DRIFT_FEATURE_PSI.name}{{job="{mn.DRIFT_PUSH_JOB}",model="{MODEL}",version="1"}}'
+        series = wait_until(lambda: len(prometheus.query(selector)) == len(baseline.features) and
+                            prometheus.query(selector), timeout=60, what="the pushed PSI series in Prometheus")
+        scraped = {s["metric"]["feature"]: float(s["value"][1]) for s in series}
+        assert scraped == pytest.approx({f["name"]: f["psi"] for f in report["features"]}, rel=1e-9)
+        rows = prometheus.query(f'{mn.DRIFT_ROWS.name}{{model="{MODEL}"}}')
+        assert [float(r["value"][1]) for r in rows] == [1500.0]
+        status = prometheus.query(f'{mn.DRIFT_STATUS.name}{{model="{MODEL}"}}')
+        assert [float(s["value"][1]) for s in status] == [float(mn.DRIFT_STATUS_CODES["drift"])]
+
+        def firing() -> set[str]:
+            return {a["labels"].get("feature", "") for a in prometheus.alerts()
+                    if a["labels"]["alertname"] == "MlopsFeatureDrift" and a["state"] == "firing"}
+
+        fired = wait_until(lambda: firing() >= set(SHIFTED) and firing(), timeout=60,
+                           what="MlopsFeatureDrift firing for the shifted features")
+        assert fired == set(report["drifted_features"])
