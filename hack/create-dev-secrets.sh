@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Create the development secrets of a kind cluster, never committed to Git.
+#
+# Usage: hack/create-dev-secrets.sh [--rotate] [-h|--help]
+#
+# Writes the source Secrets that the kind ClusterSecretStore "platform" reads
+# (clusters/kind/secret-store/) into the namespace external-secrets; the External Secrets
+# Operator turns them into the Secrets the platform mounts (infra/secrets/README.md):
+#   mlflow-db               MLflow's PostgreSQL role (random password)
+#   minio-root, mlops-s3    MinIO's administrator and the platform's access key (random)
+#   model-api-keys-<env>    API-key hashes of the staging and production model servers; the
+#                           keys themselves are printed once, here, and stored nowhere
+#   promotion-bot-git       the promotion bot's Git token: $PROMOTION_BOT_GIT_TOKEN (and
+#                           $PROMOTION_BOT_GIT_USERNAME), or a placeholder that cannot push
+#   grafana-admin           Grafana's admin password (random)
+#   alertmanager-receivers  $ALERT_SLACK_WEBHOOK_URL and $ALERT_PAGER_WEBHOOK_URL, or a local
+#                           black hole
+# Idempotent: an existing Secret is kept (passwords already in use stay valid) unless --rotate.
+# KIND_CLUSTER_NAME (default mlops) selects the cluster; needs kubectl, openssl and the mlops
+# CLI (the project's .venv, created by hack/test.sh or hack/demo.sh).
+set -o errexit -o nounset -o pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." &>/dev/null && pwd -P)"
+cd "${REPO_ROOT}"
+# shellcheck source=hack/lib/kind.sh
+source "${REPO_ROOT}/hack/lib/kind.sh"
+
+NAMESPACE=external-secrets
+ROTATE=false
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${REPO_ROOT}/hack/create-dev-secrets.sh"; }
+
+while (($#)); do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --rotate) ROTATE=true ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+  esac
+  shift
+done
+
+need kubectl openssl
+MLOPS="${REPO_ROOT}/.venv/bin/mlops"
+[[ -x "${MLOPS}" ]] || MLOPS="$(command -v mlops || true)"
+[[ -n "${MLOPS}" ]] || die "the mlops CLI is needed for API keys: run hack/test.sh (or hack/demo.sh) first"
+
+WORK="$(mktemp -d)"
+cleanup() { rm -rf "${WORK}"; }
+trap cleanup EXIT
+
+random() { openssl rand -hex "${1:-24}"; }
+
+exists() { kc -n "${NAMESPACE}" get secret "$1" &>/dev/null; }
+
+# put_secret NAME KEY=VALUE... : create or (with --rotate) replace a generic Secret.
+put_secret() {
+  local name="$1"
+  shift
+  if exists "${name}" && [[ "${ROTATE}" != true ]]; then
+    log "secret ${name} exists; kept (use --rotate to replace it)"
+    return 1
+  fi
+  local args=() pair
+  for pair in "$@"; do
+    args+=("--from-literal=${pair}")
+  done
+  kc -n "${NAMESPACE}" create secret generic "${name}" "${args[@]}" --dry-run=client -o yaml |
+    kc label --local -f - app.kubernetes.io/part-of=mlops mlops.io/dev-secret=true -o yaml |
+    kc apply -f - >/dev/null
+  log "secret ${name} written"
+}
+
+# put_api_keys ENV : a new API key for the model servers of ENV; the hash goes into the Secret.
+put_api_keys() {
+  local env="$1" name="model-api-keys-$1" keys_file="${WORK}/api-keys-$1"
+  if exists "${name}" && [[ "${ROTATE}" != true ]]; then
+    log "secret ${name} exists; kept (use --rotate to issue a new key)"
+    return 0
+  fi
+  : >"${keys_file}"
+  echo "--- ${env} model servers"
+  "${MLOPS}" keys create --append "${keys_file}" | sed -n '1p'
+  put_secret "${name}" "api-keys=$(cat "${keys_file}")" || true
+}
+
+kc get namespace "${NAMESPACE}" &>/dev/null || kc create namespace "${NAMESPACE}"
+
+put_secret mlflow-db username=mlflow "password=$(random)" || true
+put_secret minio-root rootUser=admin "rootPassword=$(random)" || true
+put_secret mlops-s3 "access-key=mlops-$(random 6)" "secret-key=$(random)" || true
+put_secret grafana-admin user=admin "password=$(random 12)" || true
+put_secret promotion-bot-git \
+  "username=${PROMOTION_BOT_GIT_USERNAME:-mlops-promotion-bot}" \
+  "token=${PROMOTION_BOT_GIT_TOKEN:-no-token-set}" || true
+put_secret alertmanager-receivers \
+  "slack-webhook-url=${ALERT_SLACK_WEBHOOK_URL:-http://127.0.0.1:9/slack}" \
+  "pager-webhook-url=${ALERT_PAGER_WEBHOOK_URL:-http://127.0.0.1:9/pager}" || true
+put_api_keys staging
+put_api_keys production
+
+log "done; External Secrets copies them into the platform's namespaces within a minute"
