@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import REPO
+from support.project import REPO
 
 PACKAGES = [
     str(path.relative_to(REPO))

@@ -79,6 +79,11 @@ class PlatformSettings(BaseSettings):
         validation_alias=_env("MLOPS_MLFLOW_UI_URL"),
         description="Base URL people open for MLflow links; default: the tracking URI when it is http(s).",
     )
+    pushgateway_url: str | None = Field(
+        None,
+        validation_alias=_env("MLOPS_PUSHGATEWAY_URL"),
+        description="Prometheus Pushgateway the batch and drift jobs push their metrics to; unset: no push.",
+    )
 
     @field_validator("tracking_uri")
     @classmethod
@@ -106,6 +111,13 @@ class PlatformSettings(BaseSettings):
     @field_validator("s3_endpoint_url", "mlflow_ui_url")
     @classmethod
     def _check_http_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"expected an http(s):// URL, got {value!r}")
+        return value
+
+    @field_validator("pushgateway_url")
+    @classmethod
+    def _check_pushgateway_url(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("http", "https"):
             raise ValueError(f"expected an http(s):// URL, got {value!r}")
         return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import base_env, run_mlops
+from support.project import base_env, run_mlops
 
 from mlops_platform.errors import ConfigError
 from mlops_platform.settings import PlatformSettings, load_settings, mask_url

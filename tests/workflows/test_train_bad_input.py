@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import WINE_CONFIG, base_env, run_mlops
 from sklearn.datasets import load_wine
+from support.project import WINE_CONFIG, base_env, run_mlops
 
 from mlops_platform.errors import MlopsError
 from mlops_platform.registry import Registry

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import WINE_CONFIG, EmbeddedStore, base_env, run_mlops
+from support.project import WINE_CONFIG, EmbeddedStore, base_env, run_mlops
 
 from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
 

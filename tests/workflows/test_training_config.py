@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CANCER_CONFIG, MODELS, WINE_CONFIG
+from support.project import CANCER_CONFIG, MODELS, WINE_CONFIG
 
 from mlops_platform.errors import ConfigError
 from mlops_workflows.training.config import load_config

@@ -1,8 +1,11 @@
 """The `mlops` command line: one entry point for every job, locally and in Argo Workflows.
 
-Exit status: 0 success; 1 unexpected error; 2 invalid input or configuration (also argparse
-usage errors); 3 the evaluation gate failed (the version stays registered as gate=failed);
-4 a service (tracking server, object store) is unreachable; 130 interrupted.
+Exit status shared by every command: 0 success; 1 unexpected error; 2 invalid input or
+configuration (also argparse usage errors); 3 a gate refused (training: the version stays
+registered as gate=failed; promote: nothing was written); 4 a service (tracking server, object
+store, Git host) is unreachable; 130 interrupted. Some commands add their own codes, documented
+with them: `drift` (10 drift detected, 11 insufficient data), `promote` (5 Git moved under the
+bot), `analysis run` (5 inconclusive).
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ def _cmd_models_show(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops",
-        description="Model lifecycle: train, register, gate and inspect models.",
+        description="Model lifecycle: train, register and gate; serve; batch-predict; detect drift; promote.",
         epilog="Settings come from the environment (see `mlops config`).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
@@ -112,6 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
     models_show.add_argument("name")
     models_show.add_argument("--version", type=int, help="show this version in detail")
     models_show.set_defaults(handler=_cmd_models_show)
+
+    # Each component adds its own commands; heavy imports stay inside their handlers.
+    from mlops_platform.analysis.cli import add_analysis_command
+    from mlops_serving.cli import add_commands as add_serving_commands
+    from mlops_workflows.argo_cli import add_commands as add_workflow_commands
+    from mlops_workflows.jobs_cli import add_commands as add_job_commands
+    from mlops_workflows.promote.cli import add_commands as add_promote_commands
+    from mlops_workflows.promote.cli import add_models_commands
+
+    add_models_commands(models_sub)  # models history
+    add_serving_commands(commands)  # serve, keys
+    add_job_commands(commands)  # batch-predict, drift
+    add_promote_commands(commands)  # promote, rollback
+    add_analysis_command(commands)  # analysis run
+    add_workflow_commands(commands)  # workflow submit|status|...
     return parser
 
 
