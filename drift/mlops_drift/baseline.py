@@ -45,6 +45,15 @@ class PredictionBaseline(BaseModel):
     rows: int
 
 
+class MonitoringPolicy(BaseModel):
+    """The model's own drift thresholds (its training config's ``drift:`` section); unset fields
+    fall back to the drift job's defaults, and the job's flags override both."""
+
+    psi_warn: float | None = Field(None, gt=0)
+    psi_alert: float | None = Field(None, gt=0)
+    min_rows: int | None = Field(None, ge=1)
+
+
 class BaselineStatistics(BaseModel):
     schema_version: int = SCHEMA_VERSION
     feature_names: list[str]
@@ -52,6 +61,7 @@ class BaselineStatistics(BaseModel):
     bins: int
     features: list[NumericFeatureBaseline]
     predictions: PredictionBaseline
+    monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
 
     def feature(self, name: str) -> NumericFeatureBaseline:
         for item in self.features:

@@ -33,10 +33,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import ValidationError
 
 from mlops_drift import records
 from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
@@ -299,16 +300,22 @@ def _write_reports(report_dir: str, files: dict[str, str], settings: DriftSettin
 # -- the job ------------------------------------------------------------------------------------
 
 
+T = TypeVar("T")
+
+
+def _first(*values: T | None) -> T:
+    """The first value that is set (the last one always is)."""
+    for value in values:
+        if value is not None:
+            return value
+    raise ValueError("no value set")
+
+
 def run_drift(settings: DriftSettings, request: DriftRequest, now: datetime | None = None) -> DriftOutcome:
     """Run one drift check; raises MlopsError on failure (after pushing the failure when it can)."""
     from mlops_platform.registry import Registry
 
     now = now or datetime.now(UTC)
-    thresholds = Thresholds(
-        psi_warn=request.psi_warn if request.psi_warn is not None else settings.psi_warn,
-        psi_alert=request.psi_alert if request.psi_alert is not None else settings.psi_alert,
-    )
-    min_rows = request.min_rows if request.min_rows is not None else settings.min_rows
     registry = Registry(settings)
     registry.check_reachable()
     version = registry.get_version(request.model, version=request.version, alias=request.alias)
@@ -316,6 +323,17 @@ def run_drift(settings: DriftSettings, request: DriftRequest, now: datetime | No
     grouping = {mn.LABEL_MODEL: request.model, mn.LABEL_VERSION: number}
     try:
         baseline = BaselineStatistics.model_validate(registry.load_run_json(version.run_id, BASELINE_ARTIFACT))
+        # Precedence: the command's flags, then the model's own policy (its training config's
+        # `drift:` section, stored with the baseline), then the MLOPS_DRIFT_* defaults.
+        policy = baseline.monitoring
+        try:
+            thresholds = Thresholds(
+                psi_warn=_first(request.psi_warn, policy.psi_warn, settings.psi_warn),
+                psi_alert=_first(request.psi_alert, policy.psi_alert, settings.psi_alert),
+            )
+        except ValidationError as exc:
+            raise InvalidInputError(f"PSI thresholds: {exc.errors()[0]['msg']}") from None
+        min_rows = _first(request.min_rows, policy.min_rows, settings.min_rows)
         if request.input_uri is not None:
             rows = read_input(settings, request.input_uri, list(baseline.feature_names))
             since = until = None

@@ -86,3 +86,9 @@ def test_bad_estimators(tmp_path: Path, cls: str, params: dict[str, object], mes
     config = load_config(WINE_CONFIG, [f"estimator.class={cls}", f"estimator.params={params}"])
     with pytest.raises(ConfigError, match=message):
         build_estimator(config.estimator)
+
+
+def test_drift_thresholds_must_be_ordered(tmp_path: Path) -> None:
+    text = BASE + "dataset: {sklearn: wine}\ndrift: {psi_warn: 0.3, psi_alert: 0.2}"
+    with pytest.raises(ConfigError, match=r"psi_warn \(0.3\) must not exceed psi_alert \(0.2\)"):
+        load_config(_write(tmp_path, text))

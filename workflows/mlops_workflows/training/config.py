@@ -57,6 +57,21 @@ class BaselineConfig(_Strict):
     bins: int = Field(10, ge=2, le=100)
 
 
+class DriftConfig(_Strict):
+    """This model's drift thresholds, stored with each version's baseline statistics; unset
+    values use the drift job's defaults (MLOPS_DRIFT_*)."""
+
+    psi_warn: float | None = Field(None, gt=0, description="PSI from which a feature is a warning.")
+    psi_alert: float | None = Field(None, gt=0, description="PSI from which a feature has drifted.")
+    min_rows: int | None = Field(None, ge=1, description="Fewest rows a drift check compares.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftConfig:
+        if self.psi_warn is not None and self.psi_alert is not None and self.psi_warn > self.psi_alert:
+            raise ValueError(f"psi_warn ({self.psi_warn}) must not exceed psi_alert ({self.psi_alert})")
+        return self
+
+
 class GateConfig(_Strict):
     min: dict[str, float] = Field(default_factory=dict, description="Metric must be at least this.")
     max: dict[str, float] = Field(default_factory=dict, description="Metric must be at most this.")
@@ -96,6 +111,7 @@ class TrainingConfig(_Strict):
     split: SplitConfig = SplitConfig()
     baseline: BaselineConfig = BaselineConfig()
     gate: GateConfig = GateConfig()
+    drift: DriftConfig = DriftConfig()
 
 
 def _apply_override(data: dict[str, Any], assignment: str) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from mlops_drift.baseline import BASELINE_ARTIFACT, compute_baseline
+from mlops_drift.baseline import BASELINE_ARTIFACT, MonitoringPolicy, compute_baseline
 from mlops_platform import registry as reg
 from mlops_platform.errors import ConfigError, InvalidInputError
 from mlops_platform.registry import Registry
@@ -103,6 +103,7 @@ def train(
     baseline = compute_baseline(
         x_train, dataset.feature_names, model.predict(x_test), model.classes_, bins=config.baseline.bins
     )
+    baseline = baseline.model_copy(update={"monitoring": MonitoringPolicy(**config.drift.model_dump())})
 
     progress.step("logging the run to MLflow")
     git = git_state(config_path.resolve())
