@@ -24,6 +24,7 @@ import numpy.typing as npt
 from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
 from mlops_platform.errors import MlopsError, NotFoundError
 from mlops_serving.errors import ModelNotFoundError, ModelNotReadyError
+from mlops_serving.fastpath import ProbaFn, forest_proba
 from mlops_serving.settings import ModelRef, ServingSettings
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class LoadedModel:
     proba_argmax: bool = False
     """True when ``classes_[argmax(predict_proba)]`` was checked to equal ``predict`` at load, so one
     predict_proba call gives both outputs."""
+    proba_fn: ProbaFn | None = None
+    """An exact fast path for predict_proba (see :mod:`mlops_serving.fastpath`), once checked."""
     loaded_at: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
@@ -87,7 +90,8 @@ class LoadedModel:
         if not self.has_proba:
             labels = np.asarray(self.estimator.predict(features))
         else:
-            probabilities = np.asarray(self.estimator.predict_proba(features), dtype=np.float64)
+            proba = self.proba_fn or self.estimator.predict_proba
+            probabilities = np.asarray(proba(features), dtype=np.float64)
             if self.proba_argmax and self.classes is not None:
                 labels = self.classes.take(np.argmax(probabilities, axis=1))
             else:
@@ -97,6 +101,18 @@ class LoadedModel:
         ):
             raise ValueError(f"the model returned {labels.shape[0]} predictions for {features.shape[0]} rows")
         return Prediction(labels, probabilities)
+
+    def enable_fast_path(self) -> None:
+        """Use the fast forest probabilities only if they equal predict_proba exactly on probe rows."""
+        candidate = forest_proba(self.estimator) if self.has_proba else None
+        if candidate is None:
+            return
+        probe = self.probe_rows()
+        if np.array_equal(candidate(probe), np.asarray(self.estimator.predict_proba(probe), dtype=np.float64)):
+            self.proba_fn = candidate
+        else:
+            log.warning("%s v%s: the fast forest path differs from predict_proba; not using it",
+                        self.name, self.version)
 
     def check_proba_argmax(self) -> None:
         """Use argmax over predict_proba for the labels only if it agrees with predict on probe rows."""
@@ -170,6 +186,7 @@ def load_model(registry: Registry, ref: ModelRef) -> LoadedModel:
         name=ref.name, version=number, run_id=str(version.run_id), ref=ref, estimator=estimator,
         feature_names=names, baseline=baseline,
     )
+    model.enable_fast_path()
     model.check_proba_argmax()  # also warms the estimator up
     return model
 
