@@ -28,11 +28,9 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -211,16 +209,20 @@ def read_input(settings: DriftSettings, uri: str, feature_names: list[str]) -> _
 # -- recording ----------------------------------------------------------------------------------
 
 
-def _metric_key(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in name)
-
-
 def log_to_mlflow(registry: Registry, report: DriftReport, files: dict[str, str]) -> tuple[str, str]:
     """An MLflow run holding the report's figures and both files; its id and URL."""
-    experiment_id = registry.ensure_experiment(EXPERIMENT_PREFIX + report.model)
-    client = registry.client
-    run = client.create_run(
-        experiment_id,
+    metrics: dict[str, float] = {"rows": float(report.rows), "files_skipped": float(len(report.files_skipped))}
+    if report.max_feature_psi is not None:
+        metrics["max_feature_psi"] = report.max_feature_psi
+    if report.prediction is not None and report.prediction.psi is not None:
+        metrics["prediction_psi"] = report.prediction.psi
+    for feature in report.features:
+        if feature.psi is not None:
+            metrics[f"psi.{feature.name}"] = feature.psi
+        if feature.ks_statistic is not None:
+            metrics[f"ks.{feature.name}"] = feature.ks_statistic
+    return registry.record_job_run(
+        EXPERIMENT_PREFIX + report.model,
         run_name=f"drift-{report.model}-v{report.version}",
         tags={
             "mlops.job": "drift",
@@ -229,40 +231,16 @@ def log_to_mlflow(registry: Registry, report: DriftReport, files: dict[str, str]
             "mlops.drift_status": report.status,
             "mlops.source": report.source[:5000],
         },
-    )
-    run_id = str(run.info.run_id)
-    try:
-        params = {
+        params={
             "psi_warn": report.thresholds.psi_warn,
             "psi_alert": report.thresholds.psi_alert,
             "min_rows": report.min_rows,
             "since": report.since.isoformat() if report.since else "",
             "until": report.until.isoformat() if report.until else "",
-        }
-        for key, value in params.items():
-            client.log_param(run_id, key, value)
-        metrics: dict[str, float] = {"rows": float(report.rows), "files_skipped": float(len(report.files_skipped))}
-        if report.max_feature_psi is not None:
-            metrics["max_feature_psi"] = report.max_feature_psi
-        if report.prediction is not None and report.prediction.psi is not None:
-            metrics["prediction_psi"] = report.prediction.psi
-        for feature in report.features:
-            if feature.psi is not None:
-                metrics[_metric_key(f"psi.{feature.name}")] = feature.psi
-            if feature.ks_statistic is not None:
-                metrics[_metric_key(f"ks.{feature.name}")] = feature.ks_statistic
-        for key, value in metrics.items():
-            client.log_metric(run_id, key, value)
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, text in files.items():
-                path = Path(tmp) / name
-                path.write_text(text)
-                client.log_artifact(run_id, str(path), "drift")
-        client.set_terminated(run_id, "FINISHED")
-    except Exception:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    return run_id, registry.run_url(experiment_id, run_id)
+        },
+        metrics=metrics,
+        texts={f"drift/{name}": text for name, text in files.items()},
+    )
 
 
 def report_samples(report: DriftReport, schedule_interval_s: float, now: float) -> list[Sample]:

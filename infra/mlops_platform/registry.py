@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -113,6 +114,37 @@ class Registry:
             return f"runs:/{run_id} (open it with `mlflow ui --backend-store-uri {self.tracking_uri}`)"
         return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
+    def record_job_run(
+        self,
+        experiment: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        params: Mapping[str, object],
+        metrics: Mapping[str, float],
+        texts: Mapping[str, str],
+    ) -> tuple[str, str]:
+        """One finished MLflow run that records a job (batch inference, a drift check): tags,
+        params and metrics in one batch, and text artifacts by path. Returns its id and link;
+        a failure part-way marks the run FAILED."""
+        from mlflow.entities import Metric, Param
+
+        experiment_id = self.ensure_experiment(experiment)
+        run_id = str(self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags)).info.run_id)
+        try:
+            now = int(time.time() * 1000)
+            self.client.log_batch(
+                run_id,
+                metrics=[Metric(metric_key(k), float(v), now, 0) for k, v in metrics.items()],
+                params=[Param(k, str(v)) for k, v in params.items()],
+            )
+            for path, text in texts.items():
+                self.client.log_text(run_id, text, path)
+            self.client.set_terminated(run_id, "FINISHED")
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        return run_id, self.run_url(experiment_id, run_id)
+
     def get_run(self, run_id: str) -> Any:
         return self.client.get_run(run_id)
 
@@ -192,6 +224,11 @@ class Registry:
         import mlflow.sklearn
 
         return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+
+
+def metric_key(name: str) -> str:
+    """``name`` with the characters MLflow refuses in metric keys replaced by ``_``."""
+    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in name)
 
 
 def _quote(value: str) -> str:

@@ -44,6 +44,15 @@ def test_the_models_policy_is_stored_and_used_unless_a_flag_overrides(
     report = _report(tmp_path, trained_store)
     assert report["thresholds"] == {"psi_warn": 0.10, "psi_alert": 0.20}
     assert report["min_rows"] == 300
+    # the check is recorded in MLflow with its figures and both reports
+    [run] = client.search_runs(
+        [client.get_experiment_by_name("drift/breast-cancer-classifier").experiment_id],
+        order_by=["attributes.start_time DESC"], max_results=1,
+    )
+    assert run.data.params["psi_alert"] == "0.2" and run.data.tags["mlops.model_version"] == str(version.version)
+    assert "psi.mean radius" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "drift")}
+    assert artifacts == {"drift/drift-report.json", "drift/drift-report.html"}
 
     overridden = _report(tmp_path, trained_store, "--psi-alert", "0.4", "--min-rows", "50")
     assert overridden["thresholds"] == {"psi_warn": 0.10, "psi_alert": 0.4}

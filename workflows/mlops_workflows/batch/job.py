@@ -411,10 +411,8 @@ def _record(settings: BatchSettings, request: BatchRequest, registry: Registry |
 
     try:
         registry = registry or Registry(settings)
-        experiment_id = registry.ensure_experiment(EXPERIMENT_PREFIX + result.model)
-        client = registry.client
-        run = client.create_run(
-            experiment_id,
+        result.run_id, result.run_url = registry.record_job_run(
+            EXPERIMENT_PREFIX + result.model,
             run_name=f"batch-{result.model}-v{result.version}-{result.shard.label}",
             tags={
                 "mlops.job": "batch-predict",
@@ -423,28 +421,23 @@ def _record(settings: BatchSettings, request: BatchRequest, registry: Registry |
                 "mlops.shard": str(result.shard),
                 "mlops.input_digest": result.input_digest,
             },
+            params={
+                "input": request.input_uri,
+                "output": result.output_uri,
+                "shard": str(result.shard),
+                "id_column": request.id_column or "",
+                "invalid_rows": request.invalid_rows or settings.invalid_rows,
+            },
+            metrics={
+                "rows_read": result.rows_read,
+                "rows_predicted": result.rows_predicted,
+                "rows_rejected": result.rows_rejected,
+                "duration_s": result.duration_s,
+                "model_load_s": result.load_s,
+                "rows_per_s": result.rows_read / result.duration_s if result.duration_s else 0.0,
+            },
+            texts={"batch/summary.json": json.dumps(result.summary(), indent=2)},
         )
-        run_id = str(run.info.run_id)
-        for key, value in (
-            ("input", request.input_uri),
-            ("output", result.output_uri),
-            ("shard", str(result.shard)),
-            ("id_column", request.id_column or ""),
-            ("invalid_rows", request.invalid_rows or settings.invalid_rows),
-        ):
-            client.log_param(run_id, key, value)
-        for key, number in (
-            ("rows_read", result.rows_read),
-            ("rows_predicted", result.rows_predicted),
-            ("rows_rejected", result.rows_rejected),
-            ("duration_s", result.duration_s),
-            ("model_load_s", result.load_s),
-            ("rows_per_s", result.rows_read / result.duration_s if result.duration_s else 0.0),
-        ):
-            client.log_metric(run_id, key, float(number))
-        client.log_dict(run_id, result.summary(), "batch/summary.json")
-        client.set_terminated(run_id, "FINISHED")
-        result.run_id, result.run_url = run_id, registry.run_url(experiment_id, run_id)
     except Exception as exc:  # the output is committed; a retry would find it and stop
         log.warning("the run is committed but could not be recorded in MLflow: %s", exc)
     version = {mn.LABEL_VERSION: result.version}

@@ -23,7 +23,7 @@ import pandas as pd
 from mlops_drift.baseline import BASELINE_ARTIFACT, MonitoringPolicy, compute_baseline
 from mlops_platform import registry as reg
 from mlops_platform.errors import ConfigError, InvalidInputError
-from mlops_platform.registry import Registry
+from mlops_platform.registry import Registry, metric_key
 from mlops_workflows.settings import TrainingSettings
 from mlops_workflows.training.config import TrainingConfig, load_config
 from mlops_workflows.training.data import Dataset, load_dataset
@@ -200,10 +200,6 @@ def _production_metrics(
     return evaluate(registry.load_sklearn_model(name, production.version), x_test, y_test)
 
 
-def _metric_key(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)
-
-
 def _log_run(
     experiment_id: str,
     config: TrainingConfig,
@@ -245,9 +241,9 @@ def _log_run(
             }
         )
         mlflow.log_params(params)
-        mlflow.log_metrics({_metric_key(k): v for k, v in metrics.items()})
+        mlflow.log_metrics({metric_key(k): v for k, v in metrics.items()})
         if production_metrics is not None:
-            mlflow.log_metrics({_metric_key(f"production.{k}"): v for k, v in production_metrics.items()})
+            mlflow.log_metrics({metric_key(f"production.{k}"): v for k, v in production_metrics.items()})
         source_dataset = from_pandas(
             dataset.frame, source=dataset.source, name=dataset.name, targets=dataset.target
         )
