@@ -108,19 +108,10 @@ class PlatformSettings(BaseSettings):
             raise ValueError(f"expected a folder or s3://bucket/prefix, got {value!r}")
         return value
 
-    @field_validator("s3_endpoint_url", "mlflow_ui_url")
+    @field_validator("s3_endpoint_url", "mlflow_ui_url", "pushgateway_url")
     @classmethod
     def _check_http_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError(f"expected an http(s):// URL, got {value!r}")
-        return value
-
-    @field_validator("pushgateway_url")
-    @classmethod
-    def _check_pushgateway_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError(f"expected an http(s):// URL, got {value!r}")
-        return value
+        return check_http_url(value)
 
     # -- effective values -------------------------------------------------------------------
 
@@ -175,6 +166,13 @@ class PlatformSettings(BaseSettings):
         shown["(effective) object store"] = mask_url(self.effective_store_uri)
         shown["(effective) mode"] = "embedded" if self.embedded else "server"
         return shown
+
+
+def check_http_url(value: str | None) -> str | None:
+    """``value`` unchanged if it is unset or an http(s):// URL; for the settings' field validators."""
+    if value is not None and urlsplit(value).scheme not in ("http", "https"):
+        raise ValueError(f"expected an http(s):// URL, got {value!r}")
+    return value
 
 
 def env_name(cls: type[BaseSettings], name: str, field: Any) -> str:

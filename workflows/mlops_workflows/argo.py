@@ -19,12 +19,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlops_platform.errors import ConfigError, InvalidInputError, NotFoundError, ServiceUnavailableError
+from mlops_platform.settings import check_http_url
 
 ENV_PREFIX_ARGO = "MLOPS_ARGO_"
 
@@ -64,9 +64,8 @@ class ArgoSettings(BaseSettings):
     @field_validator("server_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError(f"expected an http(s):// URL, got {value!r}")
-        return value.rstrip("/") if value else value
+        checked = check_http_url(value)
+        return checked.rstrip("/") if checked else checked
 
     def authorization(self) -> str | None:
         """The Authorization header value, or None when no token is configured."""

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from mlops_platform.settings import PlatformSettings
+from mlops_platform.settings import PlatformSettings, check_http_url
 
 ENV_PREFIX_PROMOTE = "MLOPS_PROMOTE_"
 GITHUB_API_URL = "https://api.github.com"
@@ -133,9 +132,8 @@ class PromotionSettings(PlatformSettings):
     @field_validator("api_url", "prometheus_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError(f"expected an http(s):// URL, got {value!r}")
-        return value.rstrip("/") if value else value
+        checked = check_http_url(value)
+        return checked.rstrip("/") if checked else checked
 
     @field_validator("repository")
     @classmethod
