@@ -123,6 +123,28 @@ def _unpinned_image(root: Path) -> None:
     _edit(root / "serving/manifests/transformers/replacements-release.yaml", "data.IMAGE_TAG", "data.MISSING")
 
 
+def _gateway_replicas_under_autoscaler(root: Path) -> None:
+    _edit(root / "clusters/prod-example/values/istio-gateway.yaml",
+          "autoscaling:\n  enabled: true\n  minReplicas: 3\n", "replicaCount: 3\nautoscaling:\n  minReplicas: 3\n")
+
+
+def _istiod_replicas_under_autoscaler(root: Path) -> None:
+    _edit(root / "infra/istio/values-istiod.yaml", "autoscaleEnabled: false", "autoscaleEnabled: true")
+
+
+def _minio_mc_image_without_job(root: Path) -> None:
+    _edit(root / "infra/minio/values.yaml", "existingSecret: minio-root",
+          "mcImage:\n  tag: RELEASE.2024-11-21T17-21-54Z\nexistingSecret: minio-root")
+
+
+def _workflow_namespaces_without_rbac(root: Path) -> None:
+    _edit(root / "infra/argo-workflows/values.yaml", "controller:\n", "controller:\n  workflowNamespaces: [mlops]\n")
+
+
+def _chart_bumped_without_rereading_rules(root: Path) -> None:
+    _edit(root / "apps/istio-gateway.yaml", "targetRevision: 1.30.3", "targetRevision: 1.31.0")
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
@@ -140,6 +162,15 @@ def _unpinned_image(root: Path) -> None:
         (_service_url_in_wrong_namespace, "names Service 'mlflow' in namespace 'mlflow', which no manifest"),
         (_service_url_wrong_port, "Service mlops/mlflow has no port 8080"),
         (_unpinned_image, "kubectl kustomize failed"),
+        (_gateway_replicas_under_autoscaler, "Application/argocd/istio-gateway: chart gateway 1.30.3: replicaCount has "
+                                             "no effect: the chart sets the Deployment's replicas only when "
+                                             "autoscaling.enabled is false"),
+        (_istiod_replicas_under_autoscaler, "Application/argocd/istiod: chart istiod 1.30.3: replicaCount has no "
+                                            "effect"),
+        (_minio_mc_image_without_job, "Application/argocd/minio: chart minio 5.4.0: mcImage has no effect"),
+        (_workflow_namespaces_without_rbac, "chart argo-workflows 0.47.5: controller.workflowNamespaces has no effect"),
+        (_chart_bumped_without_rereading_rules, "chart gateway 1.31.0: the values rule for it was read from the chart "
+                                                "at 1.30.3"),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else None,
 )
