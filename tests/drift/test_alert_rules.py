@@ -30,6 +30,9 @@ EXPECTED_ALERTS = {
     "MlopsServingErrorRatioHigh",
     "MlopsServingLatencyHigh",
     "MlopsServingModelNotReady",
+    "MlopsRolloutAborted",
+    "MlopsRolloutPausedTooLong",
+    "MlopsWorkflowFailed",
 }
 
 
