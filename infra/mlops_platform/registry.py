@@ -145,6 +145,23 @@ class Registry:
             raise
         return run_id, self.run_url(experiment_id, run_id)
 
+    def recent_job_run_tags(
+        self, experiment: str, match: Mapping[str, str], tag: str, max_runs: int
+    ) -> list[str | None]:
+        """The value of ``tag`` on the newest ``max_runs`` runs of ``experiment`` whose tags equal
+        ``match``, newest first (empty when the experiment does not exist)."""
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            return []
+        clauses = [f"tags.`{key}` = '{_quote(value)}'" for key, value in match.items()]
+        runs = self.client.search_runs(
+            [found.experiment_id],
+            filter_string=" and ".join(clauses),
+            order_by=["attributes.start_time DESC"],
+            max_results=max_runs,
+        )
+        return [run.data.tags.get(tag) for run in runs]
+
     def get_run(self, run_id: str) -> Any:
         return self.client.get_run(run_id)
 
