@@ -326,7 +326,10 @@ def run_drift(settings: DriftSettings, request: DriftRequest, now: datetime | No
 
 def _push_model_group(settings: DriftSettings, model: str, succeeded: bool) -> None:
     stamp = time.time()
-    samples = [Sample(mn.DRIFT_MODEL_LAST_RUN, stamp), Sample(mn.DRIFT_MODEL_EXPECTED_INTERVAL, settings.schedule_interval_s)]
+    samples = [
+        Sample(mn.DRIFT_MODEL_LAST_RUN, stamp),
+        Sample(mn.DRIFT_MODEL_EXPECTED_INTERVAL, settings.schedule_interval_s),
+    ]
     if succeeded:
         samples.append(Sample(mn.DRIFT_MODEL_LAST_SUCCESS, stamp))
     # POST: a failed run leaves the last success of an earlier run in place.
