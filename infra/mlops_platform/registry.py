@@ -33,6 +33,7 @@ TAG_DATASET_SOURCE = "dataset.source"
 TAG_GIT_COMMIT = "git.commit"
 TAG_BASELINE = "baseline"  # artifact URI of the baseline statistics
 TAG_CONFIG = "training.config"  # path of the training config in the repository
+TAG_CONFIG_DIGEST = "training.config.digest"  # sha256 of the effective training config (JSON)
 
 log = logging.getLogger(__name__)
 
