@@ -98,4 +98,14 @@ put_secret alertmanager-receivers \
 put_api_keys staging
 put_api_keys production
 
+# The rollout notifier's token exists once the workflow-templates Application made the
+# ServiceAccount rollout-notifier (Kubernetes fills its token Secret); kind-up.sh runs this script
+# again after the sync to copy it. It is stored as "Bearer <token>", what the webhook sends.
+notifier_token="$(kc -n mlops get secret rollout-notifier-token -o jsonpath='{.data.token}' 2>/dev/null || true)"
+if [[ -n "${notifier_token}" ]]; then
+  ROTATE=true put_secret rollout-notifier-token "token=$(printf '%s' "${notifier_token}" | base64 -d)" || true
+else
+  log "no token of ServiceAccount mlops/rollout-notifier yet; run this script again after the sync"
+fi
+
 log "done; External Secrets copies them into the platform's namespaces within a minute"
