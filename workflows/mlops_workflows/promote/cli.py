@@ -90,8 +90,12 @@ def add_commands(commands: Any) -> None:
     promote.add_argument("name", nargs="?", metavar="NAME", help="registered model name")
     promote.add_argument("--to", "--env", dest="env", choices=ENVIRONMENTS, help="target environment")
     chosen = promote.add_mutually_exclusive_group()
-    chosen.add_argument("--version", type=int, help="version to promote (with --revert-aborted: the aborted one; with --finalize: the one whose "
-        "rollout completed, nothing happens when Git no longer pins it)")
+    chosen.add_argument(
+        "--version",
+        type=int,
+        help="version to promote (with --revert-aborted: the aborted one; with --finalize: the one whose "
+        "rollout completed, nothing happens when Git no longer pins it)",
+    )
     chosen.add_argument(
         "--from-alias", metavar="ALIAS", help="promote the version holding this alias (default: the previous env)"
     )
