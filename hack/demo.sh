@@ -46,10 +46,10 @@ DEMO_DATA="${REPO_ROOT}/.mlops/demo"
 PYTHON="${VENV}/bin/python"
 "${PYTHON}" hack/lib/demo_traffic.py data "${DEMO_DATA}" >/dev/null
 
-step "serve both models (staging aliases) and send traffic"
+step "serve both models (candidate aliases) and send traffic"
 PORT="$("${PYTHON}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 MLOPS_SERVING_LOG_FORMAT=text "${VENV}/bin/mlops" serve --port "${PORT}" \
-  --model wine-classifier@staging --model breast-cancer-classifier@staging &>"${REPO_ROOT}/.mlops/demo/server.log" &
+  --model wine-classifier@candidate --model breast-cancer-classifier@candidate &>"${REPO_ROOT}/.mlops/demo/server.log" &
 SERVER_PID=$!
 trap 'kill "${SERVER_PID}" 2>/dev/null || true' EXIT
 "${PYTHON}" hack/lib/demo_traffic.py traffic "http://127.0.0.1:${PORT}" 800
@@ -59,12 +59,12 @@ trap - EXIT
 echo "server log: .mlops/demo/server.log; prediction log: .mlops/store/predictions/"
 
 step "batch inference: 2000 rows, keeping the id column"
-mlops batch-predict wine-classifier --alias staging --input "${DEMO_DATA}/wine-fresh.csv" \
+mlops batch-predict wine-classifier --alias candidate --input "${DEMO_DATA}/wine-fresh.csv" \
   --output "${REPO_ROOT}/.mlops/store/batch/wine-classifier" --id-column id --overwrite
 
 drift() {
   local code=0
-  mlops drift wine-classifier --alias staging "$@" || code=$?
+  mlops drift wine-classifier --alias candidate "$@" || code=$?
   case "${code}" in
     0) echo "=> exit 0: no drift" ;;
     10) echo "=> exit 10: drift detected (a workflow would start retraining)" ;;

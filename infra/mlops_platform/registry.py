@@ -1,8 +1,12 @@
 """Model-registry access (MLflow) shared by training, serving, the jobs and the promotion bot.
 
 Registry stages are deprecated since MLflow 2.9: environments are **aliases** (``staging``,
-``production``) and governance facts are **version tags** (``gate``, lineage). The tag names
-below are the contract between the components that write and read them.
+``production``) and governance facts are **version tags** (``gate``, lineage). The alias and tag
+names below are the contract between the components that write and read them:
+
+- ``candidate``: the newest version that passed its gate (moved by training only);
+- ``staging``, ``production``: the version that environment runs, i.e. what Git pins there once
+  its canary completed (moved by ``mlops promote --finalize`` only).
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ ENVIRONMENTS = ("staging", "production")
 
 STAGING, PRODUCTION = ENVIRONMENTS
 
+CANDIDATE = "candidate"
+"""Alias of the newest version that passed its gate (training sets it); never an environment."""
+
+ALIASES = (CANDIDATE, *ENVIRONMENTS)
+"""Every alias the platform moves."""
+
 # Version tags written at registration and read by `mlops models`, the server and the bot.
 TAG_GATE = "gate"  # "passed" | "failed"
 TAG_GATE_REASONS = "gate.reasons"  # JSON list of human-readable check results
@@ -34,6 +44,12 @@ TAG_GIT_COMMIT = "git.commit"
 TAG_BASELINE = "baseline"  # artifact URI of the baseline statistics
 TAG_CONFIG = "training.config"  # path of the training config in the repository
 TAG_CONFIG_DIGEST = "training.config.digest"  # sha256 of the effective training config (JSON)
+
+# Version tags written by `mlops promote --finalize` when a rollout in <env> completed.
+TAG_PROMOTION_PR = "promotion.{env}.pr"
+TAG_PROMOTION_COMMIT = "promotion.{env}.commit"
+TAG_PROMOTION_LANDED = "promotion.{env}.landed_at"
+TAG_PROMOTION_FINALIZED = "promotion.{env}.finalized_at"
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +100,7 @@ class Registry:
         try:
             with urllib.request.urlopen(url, timeout=self.settings.tracking_timeout_s) as response:
                 if response.status >= 500:
-                    raise ServiceUnavailableError(
-                        f"MLflow tracking server {mask_url(url)} answered {response.status}"
-                    )
+                    raise ServiceUnavailableError(f"MLflow tracking server {mask_url(url)} answered {response.status}")
         except urllib.error.HTTPError as exc:
             if exc.code >= 500:
                 raise ServiceUnavailableError(
@@ -105,9 +119,7 @@ class Registry:
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
             return str(experiment.experiment_id)
-        return str(
-            self.client.create_experiment(name, artifact_location=self.settings.effective_artifact_root)
-        )
+        return str(self.client.create_experiment(name, artifact_location=self.settings.effective_artifact_root))
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         base = self.settings.ui_url

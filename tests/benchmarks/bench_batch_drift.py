@@ -72,7 +72,7 @@ def main() -> int:
 
     settings = BatchSettings()
     registry = Registry(settings)
-    if registry.version_by_alias(MODEL, "staging") is None and not registry.list_models():
+    if registry.version_by_alias(MODEL, "candidate") is None and not registry.list_models():
         trained = _mlops("train", "--config", str(REPO / "workflows/models/wine-classifier.yaml"), workdir=workdir)
         if trained.returncode != 0:
             print(trained.stdout + trained.stderr, file=sys.stderr)

@@ -21,7 +21,7 @@ def _input(tmp_path: Path) -> Path:
 def _report(tmp_path: Path, store: EmbeddedStore, *flags: str) -> dict[str, object]:
     out = tmp_path / f"report{len(flags)}"
     result = run_mlops(
-        "drift", "breast-cancer-classifier", "--alias", "staging", "--input", str(_input(tmp_path)),
+        "drift", "breast-cancer-classifier", "--alias", "candidate", "--input", str(_input(tmp_path)),
         "--report-dir", str(out), *flags, cwd=store.workdir, env=store.env(),
     )
     assert result.returncode in (0, 10), result.stdout + result.stderr
@@ -36,7 +36,7 @@ def test_the_models_policy_is_stored_and_used_unless_a_flag_overrides(
 
     uri = f"sqlite:///{trained_store.home}/mlflow.db"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    version = client.get_model_version_by_alias("breast-cancer-classifier", "staging")
+    version = client.get_model_version_by_alias("breast-cancer-classifier", "candidate")
     local = client.download_artifacts(version.run_id, BASELINE_ARTIFACT, str(tmp_path))
     policy = BaselineStatistics.model_validate_json(Path(local).read_text()).monitoring
     assert (policy.psi_warn, policy.psi_alert, policy.min_rows) == (0.10, 0.20, 300)
@@ -59,7 +59,7 @@ def test_the_models_policy_is_stored_and_used_unless_a_flag_overrides(
     assert overridden["min_rows"] == 50
 
     result = run_mlops(
-        "drift", "breast-cancer-classifier", "--alias", "staging", "--input", str(_input(tmp_path)),
+        "drift", "breast-cancer-classifier", "--alias", "candidate", "--input", str(_input(tmp_path)),
         "--psi-warn", "0.5", cwd=trained_store.workdir, env=trained_store.env(),
     )
     assert result.returncode == 2

@@ -14,7 +14,12 @@ from .promote_support import MODEL, GitOps, make_gitops, train
 
 @pytest.fixture(scope="package")
 def registry_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """wine-classifier v1 and v2 (both gate=passed; v2 holds `staging`), v3 registered without a gate tag."""
+    """wine-classifier v1 and v2 (both gate=passed; v2 holds `candidate`), v3 registered without a gate tag.
+
+    v2 also runs in staging: it holds the `staging` alias and the promotion tags that
+    ``mlops promote --to staging --finalize`` writes when its staging rollout completed (the Git side
+    of that is :func:`make_gitops`: staging pins v2, production v1).
+    """
     workdir = tmp_path_factory.mktemp("promote-store")
     home = workdir / ".mlops"
     for overrides in ((), ("estimator.params.n_estimators=150",)):
@@ -28,7 +33,15 @@ def registry_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = client.get_model_version_download_uri(MODEL, "1")
     v3 = client.create_model_version(MODEL, source, run_id=v1.run_id)  # no gate tag at all
     assert str(v3.version) == "3"
-    assert str(client.get_model_version_by_alias(MODEL, "staging").version) == "2"
+    assert str(client.get_model_version_by_alias(MODEL, "candidate").version) == "2"
+    assert {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()} == {"candidate": "2"}
+    client.set_registered_model_alias(MODEL, "staging", "2")
+    for key, value in {
+        "promotion.staging.pr": "#1",
+        "promotion.staging.commit": "0" * 40,
+        "promotion.staging.finalized_at": "2026-01-01T00:00:00Z",
+    }.items():
+        client.set_model_version_tag(MODEL, "2", key, value)
     return home
 
 
@@ -44,9 +57,7 @@ def github() -> Iterator[FakeGitHub]:
 
 
 @pytest.fixture
-def bot_env(
-    monkeypatch: pytest.MonkeyPatch, registry_home: Path, gitops: GitOps, github: FakeGitHub
-) -> dict[str, str]:
+def bot_env(monkeypatch: pytest.MonkeyPatch, registry_home: Path, gitops: GitOps, github: FakeGitHub) -> dict[str, str]:
     """The bot's environment: the package registry, the clone, the fake GitHub API."""
     for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "MLOPS_PROMETHEUS_URL"):
         monkeypatch.delenv(name, raising=False)

@@ -101,6 +101,16 @@ class GitOps:
         return git(self.person, "rev-parse", "HEAD")
 
 
+def pin_in_seed(seed: Path, release: str, version: int) -> None:
+    """What the first promotion of ``release``'s environment did: pin ``version``, drop the unpinned component."""
+    from mlops_workflows.promote.release import drop_unpinned, kustomization_path, set_model_version
+
+    path = seed / release
+    path.write_text(set_model_version(path.read_text(), version))
+    kustomization = seed / kustomization_path(release)
+    kustomization.write_text(drop_unpinned(kustomization.read_text()))
+
+
 def make_gitops(root: Path) -> GitOps:
     """A repository whose content is the real serving/manifests tree, pushed to a local bare remote."""
     root.mkdir(parents=True, exist_ok=True)
@@ -111,6 +121,9 @@ def make_gitops(root: Path) -> GitOps:
     hook.chmod(0o755)
     git(root, "init", "-q", "-b", "main", str(seed))
     shutil.copytree(REPO / "serving" / "manifests", seed / "serving" / "manifests")
+    # A repository that has been running for a while: staging runs v2, production v1.
+    for release, version in ((STAGING_RELEASE, 2), (PROD_RELEASE, 1)):
+        pin_in_seed(seed, release, version)
     (seed / "README.md").write_text("GitOps repository (test copy)\n")
     git(seed, "add", "-A")
     git(seed, "commit", "-q", "-m", "seed: serving manifests")

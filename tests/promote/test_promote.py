@@ -9,7 +9,7 @@ import pytest
 from mlops_workflows.cli import main
 
 from .fakehost import FakeGitHub
-from .promote_support import BOT_EMAIL, MODEL, PROD_RELEASE, STAGING_RELEASE, GitOps, git
+from .promote_support import BOT_EMAIL, MODEL, PROD_RELEASE, REPO, STAGING_RELEASE, GitOps, git
 
 BRANCH = "promote/wine-classifier/production/v2"
 TITLE = "promote(wine-classifier): v1 -> v2 [production]"
@@ -37,9 +37,7 @@ def test_promotion_opens_one_pull_request_with_a_one_line_change(
     changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     assert changed == ["-MODEL_VERSION=1", "+MODEL_VERSION=2"]
     before = gitops.remote_file("main", PROD_RELEASE)
-    assert gitops.remote_file(BRANCH, PROD_RELEASE) == before.replace(
-        "MODEL_VERSION=1\n", "MODEL_VERSION=2\n"
-    )
+    assert gitops.remote_file(BRANCH, PROD_RELEASE) == before.replace("MODEL_VERSION=1\n", "MODEL_VERSION=2\n")
     assert git(gitops.remote, "rev-parse", f"{BRANCH}^") == main_before
 
     # the commit: bot identity, conventional title, lineage trailers
@@ -58,9 +56,7 @@ def test_promotion_opens_one_pull_request_with_a_one_line_change(
 
     # the pull request: created once, labelled, with a model card
     (created,) = github.calls("POST", "/pulls")
-    assert (
-        created.body["head"] == BRANCH and created.body["base"] == "main" and created.body["title"] == TITLE
-    )
+    assert created.body["head"] == BRANCH and created.body["base"] == "main" and created.body["title"] == TITLE
     assert created.headers["authorization"] == "Bearer ghs_secret-token-value"
     assert created.headers["x-github-api-version"] == "2022-11-28"
     (labelled,) = github.calls("POST", "/issues/1/labels")
@@ -68,7 +64,7 @@ def test_promotion_opens_one_pull_request_with_a_one_line_change(
     card = created.body["body"]
     assert "| accuracy |" in card and "| log_loss |" in card and "delta" in card
     assert "**evaluation gate**: v2 has gate=passed" in card
-    assert "**previous environment**: v2 holds alias 'staging'" in card
+    assert "**previous environment**: v2 runs in staging: Git pins it, alias 'staging' holds it" in card
     assert v2.tags["dataset.digest"] in card and v2.tags["git.commit"] in card
     assert "send 10% of the traffic to the new version" in card  # read from the rendered Rollout
     assert (
@@ -132,10 +128,10 @@ def test_rejected_push_is_retried_then_reported(
     assert "push rejected (attempt 1/3)" in out and BRANCH in gitops.remote_branches()
 
     gitops.reject_next(10)
-    code, out, err = promote(capsys, "wine-classifier", "--to", "staging", "--version", "2")
+    code, out, err = promote(capsys, "wine-classifier", "--to", "staging", "--version", "1")
     assert code == 5
     assert "rejected 3 times; nothing was forced" in err
-    assert "promote/wine-classifier/staging/v2" not in gitops.remote_branches()
+    assert "promote/wine-classifier/staging/v1" not in gitops.remote_branches()
 
 
 def test_staging_direct_commit_races_main_and_only_fast_forwards(
@@ -148,6 +144,11 @@ def test_staging_direct_commit_races_main_and_only_fast_forwards(
     from mlops_workflows.promote.git_ops import Workspace
 
     monkeypatch.setenv("MLOPS_PROMOTE_STAGING_DIRECT_COMMIT", "true")
+    # production always goes through a pull request, whatever the staging setting
+    assert promote(capsys, MODEL, "--to", "production")[0] == 0
+    assert BRANCH in gitops.remote_branches() and len(github.pulls) == 1
+    github.requests.clear()
+
     original = Workspace.push
     raced: list[str] = []
 
@@ -160,30 +161,23 @@ def test_staging_direct_commit_races_main_and_only_fast_forwards(
         original(self, sha, branch, lease, guarded)
 
     monkeypatch.setattr(Workspace, "push", push_after_a_race)
-    code, out, err = promote(capsys, MODEL, "--to", "staging")
+    code, out, err = promote(capsys, MODEL, "--to", "staging", "--version", "1")
     assert code == 0, out + err
     assert "push rejected (attempt 1/3)" in out and "committed" in out
-    assert set(gitops.remote_branches()) == {"main"}  # no branch, no pull request
+    assert set(gitops.remote_branches()) == {"main", BRANCH}  # no new branch, no pull request
     assert github.requests == []
     text = gitops.remote_file("main", STAGING_RELEASE)
-    assert "MODEL_VERSION=2\n" in text and "IMAGE_TAG=0.2.0\n" in text  # the person's change is kept
+    assert "MODEL_VERSION=1\n" in text and "IMAGE_TAG=0.2.0\n" in text  # the person's change is kept
     assert git(gitops.remote, "rev-parse", "main^") == raced[0]
     for old, new, ref in gitops.updates():
         if ref == "refs/heads/main" and set(old) != {"0"}:
             assert git(gitops.remote, "merge-base", "--is-ancestor", old, new, check=False) == ""
-
-    # production always goes through a pull request, whatever the staging setting
-    monkeypatch.setattr(Workspace, "push", original)
-    monkeypatch.setenv("MLOPS_PROMOTE_STAGING_DIRECT_COMMIT", "true")
-    assert promote(capsys, MODEL, "--to", "production")[0] == 0
-    assert BRANCH in gitops.remote_branches() and len(github.pulls) == 1
 
 
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (("--version", "3"), "[evaluation gate] v3 has no gate tag, not gate=passed"),
-        (("--version", "1"), "[previous environment] v1 does not hold alias 'staging' (v2 holds it)"),
         (("--version", "9"), "[registered] model 'wine-classifier' has no version 9"),
         (("--from-alias", "champion"), "[registered] model 'wine-classifier' has no alias 'champion'"),
     ],
@@ -204,12 +198,63 @@ def test_gate_refusals_write_nothing(
     assert gitops.remote_branches() == before and github.requests == []
 
 
-def test_already_running_is_refused(
+def test_promoting_what_git_already_pins_is_a_successful_no_op(
     bot_env: dict[str, str], gitops: GitOps, github: FakeGitHub, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = promote(capsys, MODEL, "--to", "staging", "--version", "1")
-    assert code == 3 and "[not already running] staging already runs v1 (Git pins it)" in err
-    assert github.requests == []
+    before = gitops.remote_branches()
+    code, out, err = promote(capsys, MODEL, "--to", "staging", "--version", "2")
+    assert code == 0, err
+    assert "main already pins wine-classifier v2 in staging" in out and "nothing to do" in out
+    assert gitops.remote_branches() == before and github.requests == []
+
+
+def test_production_needs_the_staging_rollout_finalized(
+    bot_env: dict[str, str],
+    gitops: GitOps,
+    github: FakeGitHub,
+    capsys: pytest.CaptureFixture[str],
+    registry_home: Path,
+) -> None:
+    """Git's staging release pins v2, but until its staging rollout is finalized production refuses."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{registry_home}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.delete_model_version_tag(MODEL, "2", "promotion.staging.finalized_at")
+    try:
+        code, _, err = promote(capsys, MODEL, "--to", "production")
+        assert code == 3 and "its staging rollout was not finalized" in err
+        client.delete_registered_model_alias(MODEL, "staging")
+        code, _, err = promote(capsys, MODEL, "--to", "production", "--version", "2")
+        assert code == 3 and "does not hold alias 'staging' (no version holds it)" in err
+        text = gitops.remote_file("main", STAGING_RELEASE).replace("MODEL_VERSION=2", "MODEL_VERSION=1")
+        gitops.person_commit(STAGING_RELEASE, text, "staging: back to v1")
+        code, _, err = promote(capsys, MODEL, "--to", "production", "--version", "2")
+        assert code == 3 and "Git's staging release pins v1, not v2; promote to staging first" in err
+        assert github.requests == []
+    finally:
+        client.set_registered_model_alias(MODEL, "staging", "2")
+        client.set_model_version_tag(MODEL, "2", "promotion.staging.finalized_at", "2026-01-01T00:00:00Z")
+
+
+def test_first_promotion_brings_the_first_version_into_an_unpinned_environment(
+    bot_env: dict[str, str], gitops: GitOps, github: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh clone pins nothing: the first pull request pins the version and lets pods run."""
+    kustomization = PROD_RELEASE.replace("release.env", "kustomization.yaml")
+    gitops.person_commit(PROD_RELEASE, (REPO / PROD_RELEASE).read_text(), "fresh: production pins nothing")
+    gitops.person_commit(kustomization, (REPO / kustomization).read_text(), "fresh: unpinned component")
+    assert "MODEL_VERSION=\n" in gitops.remote_file("main", PROD_RELEASE)
+    code, out, err = promote(capsys, MODEL, "--to", "production")
+    assert code == 0, out + err
+    assert "[ok] not already running: production runs no version yet (Git pins none)" in out
+    pr = github.open_pulls()[0]
+    assert pr["title"] == "promote(wine-classifier): none -> v2 [production]"
+    changed = git(gitops.remote, "diff", "--name-only", f"main..{BRANCH}").splitlines()
+    assert sorted(changed) == sorted([PROD_RELEASE, kustomization])
+    assert "MODEL_VERSION=2\n" in gitops.remote_file(BRANCH, PROD_RELEASE)
+    assert "components/unpinned" not in gitops.remote_file(BRANCH, kustomization)
+    assert "components/unpinned" in gitops.remote_file("main", kustomization)
 
 
 def test_dry_run_prints_the_diff_and_card_and_writes_nothing(
@@ -245,10 +290,7 @@ def test_the_working_tree_of_the_clone_is_never_touched(
     branch = git(gitops.clone, "branch", "--show-current")
     assert promote(capsys, MODEL, "--to", "production")[0] == 0
     assert local.read_text().endswith("# a local edit in progress\n")
-    assert (
-        git(gitops.clone, "rev-parse", "HEAD") == head
-        and git(gitops.clone, "branch", "--show-current") == branch
-    )
+    assert git(gitops.clone, "rev-parse", "HEAD") == head and git(gitops.clone, "branch", "--show-current") == branch
     assert "a local edit" not in gitops.remote_file(BRANCH, PROD_RELEASE)
 
 

@@ -19,9 +19,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def land_v2(
-    capsys: pytest.CaptureFixture[str], gitops: GitOps, github: FakeGitHub, squash: bool = False
-) -> str:
+def land_v2(capsys: pytest.CaptureFixture[str], gitops: GitOps, github: FakeGitHub, squash: bool = False) -> str:
     code, out, err = run(capsys, "promote", MODEL, "--to", "production")
     assert code == 0, out + err
     merged = gitops.merge(PROMOTE_BRANCH, 1, squash=squash)
@@ -88,7 +86,7 @@ def test_history_lists_which_version_ran_when(
     assert len(lines) == 4  # the unrelated commit is not a change of version
 
     code, out, _ = run(capsys, "models", "history", MODEL, "--env", "staging")
-    assert code == 0 and len(out.splitlines()) == 3 and out.splitlines()[2].startswith("v1 ")
+    assert code == 0 and len(out.splitlines()) == 3 and out.splitlines()[2].startswith("v2 ")
 
 
 def test_rollback_opens_the_pull_request_back_to_the_previous_version(

@@ -158,7 +158,7 @@ def make_key(workdir: Path, keys_file: Path, *models: str) -> str:
 
 
 SERVER_SETTINGS = {
-    "MLOPS_SERVING_MODELS": f"{WINE}:1,{CANCER}@staging",
+    "MLOPS_SERVING_MODELS": f"{WINE}:1,{CANCER}@candidate",
     "MLOPS_SERVING_AUTH": "api-key",
     "MLOPS_SERVING_API_KEYS_RELOAD_S": "0.1",
     "MLOPS_SERVING_MAX_ROWS": "100",

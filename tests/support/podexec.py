@@ -138,7 +138,11 @@ class Rendered:
         merged = {**{k: v for k, v in declared.items() if v is not None}, **dict(inputs or {})}
         values.update({f"inputs.parameters.{k}": str(v) for k, v in merged.items()})
         values["workflow.namespace"] = str(wft["metadata"].get("namespace", "default"))
-        return self._container(_substitute(container, values, f"{workflow_template}/{template}"), secrets)
+        where = f"{workflow_template}/{template}"
+        pod = self._container(_substitute(container, values, where), secrets)
+        artifacts = _substitute((tmpl.get("inputs") or {}).get("artifacts", []), values, where)
+        pod.artifacts = {a["name"]: a for a in artifacts}
+        return pod
 
     def job_container(
         self,
@@ -279,6 +283,9 @@ class PodCommand:
     env: dict[str, str]
     image: str
     overrides: dict[str, str] = field(default_factory=dict)
+    # Input artifacts of a workflow step (parameters substituted), which Argo's artifact driver
+    # fetches before the container starts: the test does the same (e.g. a git clone).
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def with_overrides(self, overrides: Mapping[str, str | os.PathLike[str]]) -> PodCommand:
         """Redirect service addresses and image paths (see the module docstring); each must match."""
@@ -297,7 +304,9 @@ class PodCommand:
         unused = set(mapping) - used
         if unused:
             raise MissingReference(f"overrides match nothing in the pod's command or environment: {sorted(unused)}")
-        return PodCommand(argv=argv, env=env, image=self.image, overrides={**self.overrides, **mapping})
+        return PodCommand(
+            argv=argv, env=env, image=self.image, overrides={**self.overrides, **mapping}, artifacts=self.artifacts
+        )
 
     def local_argv(self) -> list[str]:
         for prefix, local in sorted(ENTRYPOINTS.items(), key=lambda kv: len(kv[0]), reverse=True):

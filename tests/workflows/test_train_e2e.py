@@ -91,11 +91,11 @@ def test_lifecycle_gate_pass_fail_and_regression(backend: Backend) -> None:
     # v1 passes its gate and gets `staging`.
     code, out, err = _train(backend)
     assert code == 0, out + err
-    assert "wine-classifier v1  gate PASSED  aliases: staging" in out
+    assert "wine-classifier v1  gate PASSED  aliases: candidate" in out
     assert "[1/7]" in err and "registering a new version" in err  # progress
     v1 = client.get_model_version("wine-classifier", "1")
     assert v1.tags["gate"] == "passed"
-    assert str(client.get_model_version_by_alias("wine-classifier", "staging").version) == "1"
+    assert str(client.get_model_version_by_alias("wine-classifier", "candidate").version) == "1"
 
     # Lineage and baseline statistics are stored with the version.
     run = client.get_run(v1.run_id)
@@ -125,7 +125,7 @@ def test_lifecycle_gate_pass_fail_and_regression(backend: Backend) -> None:
     v2 = client.get_model_version("wine-classifier", "2")
     assert v2.tags["gate"] == "failed"
     assert any("regresses from production v1" in r for r in json.loads(v2.tags["gate.reasons"]))
-    assert str(client.get_model_version_by_alias("wine-classifier", "staging").version) == "1"
+    assert str(client.get_model_version_by_alias("wine-classifier", "candidate").version) == "1"
     # compared on the same holdout: the production figure logged in v2's run is v1's holdout accuracy
     logged = client.get_run(v2.run_id).data.metrics["production.accuracy"]
     assert logged == pytest.approx(_holdout_accuracy_of(backend, "wine-classifier", "1"))
@@ -134,7 +134,7 @@ def test_lifecycle_gate_pass_fail_and_regression(backend: Backend) -> None:
     code, out, err = _train(backend, "estimator.params.n_estimators=150")
     assert code == 0, out + err
     assert "within 0.02" in out and "vs production v1" in out
-    assert str(client.get_model_version_by_alias("wine-classifier", "staging").version) == "3"
+    assert str(client.get_model_version_by_alias("wine-classifier", "candidate").version) == "3"
     assert str(client.get_model_version_by_alias("wine-classifier", "production").version) == "1"
 
 
@@ -204,7 +204,7 @@ def test_second_model_trains_side_by_side(trained_store: EmbeddedStore) -> None:
 
     uri = f"sqlite:///{trained_store.home}/mlflow.db"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    version = client.get_model_version_by_alias("breast-cancer-classifier", "staging")
+    version = client.get_model_version_by_alias("breast-cancer-classifier", "candidate")
     assert version.tags["gate"] == "passed"
     assert client.get_run(version.run_id).data.params["features"] == "30"
 

@@ -16,7 +16,7 @@ from mlops_platform.registry import Registry
 from mlops_workflows.promote import gates
 from mlops_workflows.promote.canary import merge_effect
 from mlops_workflows.promote.errors import PromotionConflictError
-from mlops_workflows.promote.git_ops import Identity, PushRejected, Workspace, toplevel
+from mlops_workflows.promote.git_ops import GitCredentials, Identity, PushRejected, Workspace, toplevel
 from mlops_workflows.promote.githost import GitHost, PullRequest, make_host, upsert
 from mlops_workflows.promote.health import Prometheus, drift_alerts
 from mlops_workflows.promote.history import Pin, previous_pin, release_history
@@ -24,6 +24,8 @@ from mlops_workflows.promote.model_card import VersionFacts, facts, render_card
 from mlops_workflows.promote.release import (
     check_environment,
     check_model_name,
+    drop_unpinned,
+    kustomization_path,
     pinned_version,
     release_path,
     set_model_version,
@@ -35,11 +37,11 @@ if TYPE_CHECKING:
 
 Kind = Literal["promote", "rollback"]
 
-# Version tags written by --finalize (read by people and by `mlops models show`).
-TAG_PROMOTION_PR = "promotion.{env}.pr"
-TAG_PROMOTION_COMMIT = "promotion.{env}.commit"
-TAG_PROMOTION_LANDED = "promotion.{env}.landed_at"
-TAG_PROMOTION_FINALIZED = "promotion.{env}.finalized_at"
+# Version tags written by --finalize (defined in mlops_platform.registry; read by the production gate).
+TAG_PROMOTION_PR = reg.TAG_PROMOTION_PR
+TAG_PROMOTION_COMMIT = reg.TAG_PROMOTION_COMMIT
+TAG_PROMOTION_LANDED = reg.TAG_PROMOTION_LANDED
+TAG_PROMOTION_FINALIZED = reg.TAG_PROMOTION_FINALIZED
 SERVER_SUFFIX = "-model-server"
 
 
@@ -51,7 +53,7 @@ class Change:
     model: str
     env: str
     path: str
-    old: int
+    old: int | None  # None: the environment pinned nothing yet
     new: int
     lineage: tuple[tuple[str, str], ...] = ()
     reason: str | None = None
@@ -62,7 +64,8 @@ class Change:
 
     @property
     def title(self) -> str:
-        return f"{self.kind}({self.model}): v{self.old} -> v{self.new} [{self.env}]"
+        old = f"v{self.old}" if self.old is not None else "none"
+        return f"{self.kind}({self.model}): {old} -> v{self.new} [{self.env}]"
 
     @property
     def message(self) -> str:
@@ -71,14 +74,14 @@ class Change:
         if self.reason:
             lines += ["", f"Reason: {self.reason}"]
         trailers = [("Model", self.model), ("Environment", self.env), ("Model-Version", str(self.new))]
-        trailers += [("Previous-Version", str(self.old)), *self.lineage]
+        trailers += [("Previous-Version", str(self.old) if self.old is not None else "none"), *self.lineage]
         lines += ["", *(f"{key}: {value}" for key, value in trailers)]
         return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    action: str  # "dry run", "opened", "updated", "committed", "already landed"
+    action: str  # "dry run", "opened", "updated", "committed", "already landed", "already pinned"
     change: Change
     commit: str | None = None
     pull_request: PullRequest | None = None
@@ -110,7 +113,11 @@ class Bot:
         out: TextIO | None = None,
     ) -> None:
         self.settings = settings
-        self.workspace = Workspace(settings.repo_path or toplevel(Path.cwd()), settings.remote, settings.base_branch)
+        token = settings.token if settings.token is not None and settings.token.get_secret_value() else None
+        credentials = GitCredentials(settings.effective_git_username, token) if token is not None else None
+        self.workspace = Workspace(
+            settings.repo_path or toplevel(Path.cwd()), settings.remote, settings.base_branch, credentials
+        )
         self._registry_factory = registry_factory or (lambda: Registry(settings))
         self._registry: Registry | None = None
         self._host = host
@@ -136,7 +143,7 @@ class Bot:
     def _path(self, model: str, env: str) -> str:
         return release_path(self.settings.models_dir, model, env)
 
-    def _pinned(self, commit: Commit, path: str) -> tuple[str, int]:
+    def _pinned(self, commit: Commit, path: str) -> tuple[str, int | None]:
         text = self.workspace.read(commit, path)
         if text is None:
             raise ConfigError(
@@ -144,6 +151,14 @@ class Bot:
                 "environment yet (add serving/manifests/models/<model>/<env>/ first)"
             )
         return text, pinned_version(text, path)
+
+    def _previous_pin(self, base: Commit, model: str, env: str) -> int | None:
+        """What Git pins in the environment before ``env`` (None: it pins nothing or there is none)."""
+        previous = gates.previous_environment(env)
+        if previous is None:
+            return None
+        text = self.workspace.read(base, self._path(model, previous))
+        return pinned_version(text, self._path(model, previous)) if text is not None else None
 
     def _drift_status(self, model: str, env: str, now: VersionFacts) -> str:
         if self.settings.prometheus_url:
@@ -173,13 +188,16 @@ class Bot:
         base = self.workspace.fetch_base()
         _, pinned = self._pinned(base, path)
         if version is None and alias is None:
-            alias = gates.previous_environment(env) or env
+            alias = gates.previous_environment(env) or reg.CANDIDATE
         mv, exists = gates.resolve(self.registry, model, version, alias)
+        if mv is not None and pinned == int(mv.version):
+            self.say(f"{self.settings.base_branch} already pins {model} v{pinned} in {env} ({path}): nothing to do")
+            return Outcome("already pinned", Change("promote", model, env, path, pinned, pinned))
         checks = [exists]
         if mv is not None:
             checks += [
                 gates.gate_check(mv),
-                gates.alias_check(self.registry, model, mv, env),
+                gates.alias_check(self.registry, model, mv, env, self._previous_pin(base, model, env)),
                 gates.health_check(self.settings, model, mv, env),
                 gates.not_running_check(env, pinned, int(mv.version)),
             ]
@@ -214,8 +232,11 @@ class Bot:
         base = self.workspace.fetch_base()
         _, pinned = self._pinned(base, path)
         if expect_current is not None and pinned != expect_current:
-            self.say(f"{env} no longer pins v{expect_current} (Git pins v{pinned}): nothing to revert")
+            shown = f"v{pinned}" if pinned is not None else "no version"
+            self.say(f"{env} no longer pins v{expect_current} (Git pins {shown}): nothing to revert")
             return None
+        if pinned is None:
+            raise GateFailedError(f"rollback of {model} in {env} refused: Git pins no version there")
         if to_version is None:
             previous: Pin | None = previous_pin(release_history(self.workspace, base.hexsha, path), pinned)
             if previous is None:
@@ -249,6 +270,9 @@ class Bot:
         base = self.workspace.fetch_base()
         _, pinned = self._pinned(base, self._path(model, env))
         bad = aborted if aborted is not None else pinned
+        if bad is None:
+            self.say(f"{env} pins no version of {model}: nothing to revert")
+            return None
         text = f"the canary of v{bad} in {env} was aborted by Argo Rollouts; Git must stop pinning it"
         if reason:
             text += f" ({reason})"
@@ -270,8 +294,11 @@ class Bot:
         base = self.workspace.fetch_base()
         _, pinned = self._pinned(base, path)
         if expect is not None and pinned != expect:
-            self.say(f"{env} no longer pins v{expect} (Git pins v{pinned}): nothing to finalize")
+            shown = f"v{pinned}" if pinned is not None else "no version"
+            self.say(f"{env} no longer pins v{expect} (Git pins {shown}): nothing to finalize")
             return None
+        if pinned is None:
+            raise GateFailedError(f"finalize of {model} in {env} refused: Git pins no version there yet")
         mv = self.registry.get_version(model, version=pinned)
         pins = release_history(self.workspace, base.hexsha, path)
         landing = pins[-1] if pins and pins[-1].version == pinned else None
@@ -407,21 +434,21 @@ class Bot:
                 return base.hexsha, True
             if pinned != change.old:  # the base moved to another version meanwhile: say so in the title
                 change = replace(change, old=pinned)
-            new_text = set_model_version(text, change.new, change.path)
+            files = self._edits(base, change, text)
             try:
                 if direct:
-                    commit = ws.commit_file(base, change.path, new_text, change.message, self.identity)
+                    commit = ws.commit_files(base, files, change.message, self.identity)
                     ws.push(commit.hexsha, self.settings.base_branch)  # a fast-forward or nothing
                     return commit.hexsha, False
                 lease = ws.remote_sha(change.branch)
                 if lease is not None:
                     tip = ws.fetch(change.branch)
                     self._refuse_foreign(change, base, tip)
-                    if self._up_to_date(change, base, tip, new_text):
+                    if self._up_to_date(change, base, tip, files):
                         self.say(f"branch {change.branch} is up to date ({tip.hexsha[:12]})")
                         return tip.hexsha, False
                     self.say(f"branch {change.branch} is stale; rebuilding it on {self.settings.base_branch}")
-                commit = ws.commit_file(base, change.path, new_text, change.message, self.identity)
+                commit = ws.commit_files(base, files, change.message, self.identity)
                 ws.push(commit.hexsha, change.branch, lease=lease, guarded=True)
                 self.say(f"pushed {change.branch} ({commit.hexsha[:12]})")
                 return commit.hexsha, False
@@ -445,10 +472,22 @@ class Bot:
                 "them: merge that pull request or delete the branch, then run again"
             )
 
-    def _up_to_date(self, change: Change, base: Commit, tip: Commit, new_text: str) -> bool:
+    def _edits(self, base: Commit, change: Change, text: str) -> dict[str, str]:
+        """The files the change writes: the release pin and, for an environment's first version, the
+        folder's kustomization.yaml without the unpinned component (which kept it at no pods)."""
+        files = {change.path: set_model_version(text, change.new, change.path)}
+        kpath = kustomization_path(change.path)
+        ktext = self.workspace.read(base, kpath)
+        if ktext is not None:
+            dropped = drop_unpinned(ktext)
+            if dropped != ktext:
+                files[kpath] = dropped
+        return files
+
+    def _up_to_date(self, change: Change, base: Commit, tip: Commit, files: dict[str, str]) -> bool:
         return (
             [p.hexsha for p in tip.parents] == [base.hexsha]
             and tip.message == change.message
-            and self.workspace.changed_paths(tip) == [change.path]
-            and self.workspace.read(tip, change.path) == new_text
+            and self.workspace.changed_paths(tip) == sorted(files)
+            and all(self.workspace.read(tip, path) == content for path, content in files.items())
         )

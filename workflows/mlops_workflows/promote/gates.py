@@ -1,7 +1,9 @@
 """The checks a version must pass before the bot writes anything.
 
-Promotion: the version exists and has ``gate=passed``; it holds the alias of the previous
-environment (staging before production); when Prometheus is configured, that version is healthy
+Promotion: the version exists and has ``gate=passed``; it runs in the previous environment
+(staging before production): Git's release there pins it, and its rollout there completed (the
+environment's alias, moved by ``--finalize``, holds it and its ``promotion.<env>.*`` tags say
+when); when Prometheus is configured, that version is healthy
 in the previous environment (error ratio, enough traffic, no firing drift alert) over a window;
 and the target environment does not already run it. A rollback needs only the first and the last.
 """
@@ -57,16 +59,47 @@ def gate_check(mv: Any) -> Check:
     return Check("evaluation gate", False, f"v{mv.version} has {shown}, not {reg.TAG_GATE}=passed")
 
 
-def alias_check(registry: Registry, model: str, mv: Any, env: str) -> Check:
+def alias_check(registry: Registry, model: str, mv: Any, env: str, previous_pin: int | None = None) -> Check:
+    """The version runs in the environment before ``env``: Git pins it there and its rollout completed.
+
+    ``previous_pin`` is the version Git's release of the previous environment pins (None: nothing).
+    """
     previous = previous_environment(env)
     if previous is None:
         return Check("previous environment", None, f"{env} is the first environment")
+    version = str(mv.version)
+    if previous_pin is None or str(previous_pin) != version:
+        pinned = f"v{previous_pin}" if previous_pin is not None else "no version"
+        return Check(
+            "previous environment",
+            False,
+            f"Git's {previous} release pins {pinned}, not v{version}; promote to {previous} first",
+        )
     holder = registry.version_by_alias(model, previous)
-    if holder is not None and str(holder.version) == str(mv.version):
-        return Check("previous environment", True, f"v{mv.version} holds alias {previous!r}")
-    held = f"v{holder.version} holds it" if holder is not None else "no version holds it"
-    message = f"v{mv.version} does not hold alias {previous!r} ({held}); promote to {previous} first"
-    return Check("previous environment", False, message)
+    if holder is None or str(holder.version) != version:
+        held = f"v{holder.version} holds it" if holder is not None else "no version holds it"
+        return Check(
+            "previous environment",
+            False,
+            f"v{version} does not hold alias {previous!r} ({held}): its {previous} rollout has not completed "
+            f"(finalized by `mlops promote {model} --to {previous} --finalize`)",
+        )
+    tags = mv.tags or {}
+    commit = tags.get(reg.TAG_PROMOTION_COMMIT.format(env=previous))
+    finalized = tags.get(reg.TAG_PROMOTION_FINALIZED.format(env=previous))
+    if not commit or not finalized:
+        return Check(
+            "previous environment",
+            False,
+            f"v{version} holds alias {previous!r} but has no {reg.TAG_PROMOTION_COMMIT.format(env=previous)} / "
+            f"{reg.TAG_PROMOTION_FINALIZED.format(env=previous)} tags: its {previous} rollout was not finalized",
+        )
+    return Check(
+        "previous environment",
+        True,
+        f"v{version} runs in {previous}: Git pins it, alias {previous!r} holds it, rollout finalized at "
+        f"{finalized} (commit {commit[:12]})",
+    )
 
 
 def health_check(settings: PromotionSettings, model: str, mv: Any, env: str) -> Check:
@@ -97,9 +130,11 @@ def health_check(settings: PromotionSettings, model: str, mv: Any, env: str) -> 
     )
 
 
-def not_running_check(env: str, pinned: int, version: int) -> Check:
+def not_running_check(env: str, pinned: int | None, version: int) -> Check:
     if pinned == version:
         return Check("not already running", False, f"{env} already runs v{version} (Git pins it)")
+    if pinned is None:
+        return Check("not already running", True, f"{env} runs no version yet (Git pins none)")
     return Check("not already running", True, f"{env} runs v{pinned} now")
 
 

@@ -4,11 +4,21 @@ The bot builds its commits from the fetched base commit with a temporary index (
 stash, no branch switch in the clone it is given), pushes them by object id, and guards every
 update of a promotion branch with ``--force-with-lease`` on the value it just read from the
 remote. The base branch is only ever fast-forwarded: no force, ever.
+
+**Transport credentials.** Over HTTPS the bot authenticates every git command it runs with the
+token it already has (:class:`GitCredentials`): a credential helper given to that one git process
+in its environment (``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``, no config file written), which
+answers ``get`` with a username and the token read from the same process environment. Other
+helpers are reset for that command, so no ``store`` helper can write the token to disk; the token
+is never put into a URL, a file or a log line, and prompts are off (``GIT_TERMINAL_PROMPT=0``).
+Plain ``http://`` remotes get the token only on loopback (it never crosses a network in clear
+text); SSH remotes use the deploy key of the environment's SSH setup and get no token.
 """
 
 from __future__ import annotations
 
 import io
+import ipaddress
 import logging
 import re
 import subprocess
@@ -17,6 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
 
 from mlops_platform.errors import ConfigError, ServiceUnavailableError
 
@@ -30,6 +43,58 @@ _REJECTED = re.compile(
     r"cannot lock ref|incorrect old value"
 )
 _URL_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
+
+
+_AUTH_FAILED = re.compile(
+    r"Authentication failed|could not read Username|could not read Password|"
+    r"The requested URL returned error: 40[13]|Invalid username or password|terminal prompts disabled"
+)
+
+# The credential helper: a shell function git runs with "get", "store" or "erase"; only "get"
+# answers, from the environment of the git process (never from a file).
+_HELPER = (
+    '!f() { test "$1" = get || return 0; '
+    'printf \'username=%s\\npassword=%s\\n\' "$MLOPS_GIT_CREDENTIAL_USERNAME" "$MLOPS_GIT_CREDENTIAL_PASSWORD"; }; f'
+)
+
+
+@dataclass(frozen=True)
+class GitCredentials:
+    """Who the bot is on the Git host's HTTPS transport: a username and the API token."""
+
+    username: str
+    token: SecretStr
+
+    def env_for(self, url: str) -> dict[str, str]:
+        """Environment of one git process talking to remote ``url`` (empty when no token may go there)."""
+        if not token_may_travel_to(url):
+            return {"GIT_TERMINAL_PROMPT": "0"}
+        return {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_COUNT": "2",
+            "GIT_CONFIG_KEY_0": "credential.helper",
+            "GIT_CONFIG_VALUE_0": "",  # an empty value resets the list: no other helper sees the token
+            "GIT_CONFIG_KEY_1": "credential.helper",
+            "GIT_CONFIG_VALUE_1": _HELPER,
+            "MLOPS_GIT_CREDENTIAL_USERNAME": self.username,
+            "MLOPS_GIT_CREDENTIAL_PASSWORD": self.token.get_secret_value(),
+        }
+
+
+def token_may_travel_to(url: str) -> bool:
+    """True for https:// remotes, and for http:// ones on a loopback address."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    if parts.scheme != "http":
+        return False
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class PushRejected(Exception):
@@ -63,7 +128,7 @@ class Identity:
 class Workspace:
     """One clone, one remote, one base branch."""
 
-    def __init__(self, path: Path, remote: str, base: str) -> None:
+    def __init__(self, path: Path, remote: str, base: str, credentials: GitCredentials | None = None) -> None:
         from git import InvalidGitRepositoryError, NoSuchPathError, Repo
 
         try:
@@ -75,6 +140,24 @@ class Workspace:
         self.base = base
         if remote not in [r.name for r in self.repo.remotes]:
             raise ConfigError(f"the clone at {path} has no remote {remote!r} (MLOPS_PROMOTE_REMOTE)")
+        self.credentials = credentials
+
+    def _env(self) -> dict[str, str]:
+        """The environment of a git command that talks to the remote (see the module docstring)."""
+        if self.credentials is None:
+            return {"GIT_TERMINAL_PROMPT": "0"}
+        url = str(self.repo.remotes[self.remote].url)
+        return self.credentials.env_for(url)
+
+    def _auth_error(self, text: str) -> ConfigError | None:
+        if not _AUTH_FAILED.search(text):
+            return None
+        how = (
+            "the token (MLOPS_PROMOTE_TOKEN or GITHUB_TOKEN) was rejected or lacks contents: write"
+            if self.credentials is not None
+            else "no token is set (MLOPS_PROMOTE_TOKEN or GITHUB_TOKEN)"
+        )
+        return ConfigError(f"the Git host refused the bot on remote {self.remote!r}: {how}")
 
     # -- reading the remote -------------------------------------------------------------------
 
@@ -82,8 +165,11 @@ class Workspace:
         from git import GitCommandError
 
         try:
-            return str(self.repo.git.execute(["git", *args]))
+            return str(self.repo.git.execute(["git", *args], env=self._env()))
         except GitCommandError as exc:
+            auth = self._auth_error(str(exc.stderr))
+            if auth is not None:
+                raise auth from exc
             raise ServiceUnavailableError(
                 f"git {args[0]} against remote {self.remote!r} failed: {_clean(str(exc.stderr))}"
             ) from exc
@@ -122,18 +208,25 @@ class Workspace:
 
     def commit_file(self, parent: Commit, path: str, content: str, message: str, who: Identity) -> Commit:
         """A new commit on ``parent`` whose tree differs in ``path`` only (no working tree involved)."""
+        return self.commit_files(parent, {path: content}, message, who)
+
+    def commit_files(self, parent: Commit, files: dict[str, str], message: str, who: Identity) -> Commit:
+        """A new commit on ``parent`` whose tree differs in ``files`` only (no working tree involved)."""
         from git import Actor, Commit, IndexFile
         from git.index.typ import BaseIndexEntry
         from gitdb import IStream  # type: ignore[import-untyped]
 
-        try:
-            mode = (parent.tree / path).mode
-        except KeyError:
-            mode = 0o100644
-        data = content.encode("utf-8")
-        stream = self.repo.odb.store(IStream("blob", len(data), io.BytesIO(data)))
         index = IndexFile.from_tree(self.repo, parent)
-        index.add([BaseIndexEntry((mode, stream.binsha, 0, path))], write=False)
+        entries = []
+        for path, content in files.items():
+            try:
+                mode = (parent.tree / path).mode
+            except KeyError:
+                mode = 0o100644
+            data = content.encode("utf-8")
+            stream = self.repo.odb.store(IStream("blob", len(data), io.BytesIO(data)))
+            entries.append(BaseIndexEntry((mode, stream.binsha, 0, path)))
+        index.add(entries, write=False)
         tree = index.write_tree()
         actor = Actor(who.name, who.email)
         return Commit.create_from_tree(
@@ -166,9 +259,12 @@ class Workspace:
             args.append(f"--force-with-lease=refs/heads/{branch}:{lease or ''}")
         args += [self.remote, f"{sha}:refs/heads/{branch}"]
         try:
-            self.repo.git.execute(args)
+            self.repo.git.execute(args, env=self._env())
         except GitCommandError as exc:
             text = _clean(f"{exc.stdout}\n{exc.stderr}")
+            auth = self._auth_error(text)
+            if auth is not None:
+                raise auth from exc
             if _REJECTED.search(text):
                 raise PushRejected(text) from exc
             raise ServiceUnavailableError(f"git push to {self.remote!r} failed: {text}") from exc

@@ -43,6 +43,8 @@ def release_history(workspace: Workspace, rev: str, path: str) -> list[Pin]:
             version = pinned_version(text, f"{path} at {commit.hexsha[:12]}")
         except ConfigError:
             continue
+        if version is None:  # nothing pinned (a fresh clone): no version ran
+            continue
         if pins and pins[-1].version == version:
             continue
         pins.append(

@@ -20,13 +20,17 @@ MARKER = "<!-- mlops-promote"
 class VersionFacts:
     """What the registry knows about one version (or that it does not know it)."""
 
-    version: int
+    version: int | None  # None: nothing (an environment that pins no version yet)
     registered: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     run_id: str | None = None
     run_url: str | None = None
     version_url: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"v{self.version}" if self.version is not None else "no version"
 
     @property
     def lineage(self) -> dict[str, str]:
@@ -38,9 +42,11 @@ class VersionFacts:
         }
 
 
-def facts(registry: Registry, model: str, version: int) -> VersionFacts:
+def facts(registry: Registry, model: str, version: int | None) -> VersionFacts:
     from mlops_platform.errors import NotFoundError
 
+    if version is None:
+        return VersionFacts(None)
     try:
         mv = registry.get_version(model, version=version)
     except NotFoundError:
@@ -82,7 +88,7 @@ def metrics_table(current: VersionFacts, candidate: VersionFacts, env: str) -> s
     if not names:
         return "_No metrics recorded for either version._"
     rows = [
-        f"| metric | v{current.version} (in {env} now) | v{candidate.version} (proposed) | delta |",
+        f"| metric | {current.label} (in {env} now) | v{candidate.version} (proposed) | delta |",
         "|---|---:|---:|---:|",
     ]
     for name in names:
@@ -90,7 +96,7 @@ def metrics_table(current: VersionFacts, candidate: VersionFacts, env: str) -> s
         shown_old = f"{old:.4f}" if old is not None else "-"
         shown_new = f"{new:.4f}" if new is not None else "-"
         rows.append(f"| {name} | {shown_old} | {shown_new} | {_delta(name, old, new)} |")
-    note = "" if current.registered else f"\n\n_v{current.version} is not in the registry; no comparison._"
+    note = "" if current.registered else f"\n\n_{current.label} is not in the registry; no comparison._"
     return "\n".join(rows) + note
 
 
@@ -119,10 +125,11 @@ def render_card(
     reason: str | None = None,
 ) -> str:
     verb = "Promote" if kind == "promote" else "Roll back"
+    now = current.version if current.version is not None else ""
     lines = [
         f"## {verb} `{model}` to v{candidate.version} in {env}",
         "",
-        f"This pull request changes one line, `MODEL_VERSION={current.version}` → `MODEL_VERSION="
+        f"This pull request changes one line, `MODEL_VERSION={now}` → `MODEL_VERSION="
         f"{candidate.version}`, in `{release_file}`. Opened by the promotion bot; review it like code.",
     ]
     if reason:
@@ -145,7 +152,7 @@ def render_card(
         if item.registered:
             lines.append(f"- v{item.version} ({label}): {item.version_url}; run: {item.run_url or '-'}")
         else:
-            lines.append(f"- v{item.version} ({label}): not in the registry")
+            lines.append(f"- {item.label} ({label}): not in the registry")
     lines += ["", "### Drift", "", drift, "", "### What happens on merge", "", merge_effect, ""]
     lines.append(f"{MARKER} kind={kind} model={model} env={env} version={candidate.version} -->")
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 The file is ``KEY=VALUE`` lines with comments (a kustomize ``configMapGenerator`` env file). The bot
 changes exactly one line, ``MODEL_VERSION=<n>``, and keeps every other byte: comments, order,
-other keys and the line ending.
+other keys and the line ending. An empty ``MODEL_VERSION=`` pins nothing (a fresh clone): the
+environment runs no model server until the first promotion pull request brings a version in.
 """
 
 from __future__ import annotations
@@ -53,13 +54,37 @@ def parse_release(text: str) -> dict[str, str]:
     return values
 
 
-def pinned_version(text: str, where: str = "release file") -> int:
+def pinned_version(text: str, where: str = "release file") -> int | None:
+    """The version ``text`` pins, or None when its ``MODEL_VERSION=`` is empty (nothing pinned)."""
     value = parse_release(text).get(KEY_MODEL_VERSION)
     if value is None:
         raise ConfigError(f"{where} has no {KEY_MODEL_VERSION}= line")
+    if value == "":
+        return None
     if not value.isdigit() or int(value) < 1:
         raise ConfigError(f"{where}: {KEY_MODEL_VERSION}={value!r} is not a version number")
     return int(value)
+
+
+UNPINNED_COMPONENT = "components/unpinned"
+"""The kustomize component an environment folder lists while it pins nothing (no pods)."""
+
+
+def kustomization_path(release_file: str) -> str:
+    return str(PurePosixPath(release_file).parent / "kustomization.yaml")
+
+
+def drop_unpinned(text: str) -> str:
+    """A folder's kustomization.yaml without the unpinned component (and its comment line)."""
+    lines = text.splitlines(keepends=True)
+    out: list[str] = []
+    for line in lines:
+        if line.strip().startswith("- ") and line.strip().rstrip("/").endswith(UNPINNED_COMPONENT):
+            if out and out[-1].lstrip().startswith("# Nothing pinned yet"):
+                out.pop()
+            continue
+        out.append(line)
+    return "".join(out)
 
 
 def set_model_version(text: str, version: int, where: str = "release file") -> str:

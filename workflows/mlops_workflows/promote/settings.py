@@ -61,6 +61,12 @@ class PromotionSettings(PlatformSettings):
         validation_alias=AliasChoices("MLOPS_PROMOTE_TOKEN", "GITHUB_TOKEN"),
         description="API token: contents and pull-request write on this repository only. Never printed.",
     )
+    git_username: str | None = Field(
+        None,
+        validation_alias=AliasChoices("MLOPS_PROMOTE_GIT_USERNAME", "GIT_USERNAME"),
+        description="Username that goes with the token on the HTTPS Git transport; default: x-access-token "
+        "(GitHub) or oauth2 (GitLab).",
+    )
     bot_name: str = Field(
         "mlops-promotion-bot",
         validation_alias=AliasChoices("MLOPS_PROMOTE_BOT_NAME"),
@@ -147,6 +153,12 @@ class PromotionSettings(PlatformSettings):
         if self.api_url:
             return self.api_url
         return GITLAB_API_URL if self.host == "gitlab" else GITHUB_API_URL
+
+    @property
+    def effective_git_username(self) -> str:
+        if self.git_username:
+            return self.git_username
+        return "oauth2" if self.host == "gitlab" else "x-access-token"
 
     @property
     def label_list(self) -> list[str]:

@@ -188,9 +188,9 @@ def train(
     aliases: list[str] = []
     try:
         if gate.passed:
-            progress.step(f"gate passed: alias '{reg.STAGING}' -> v{version.version}")
-            registry.set_alias(config.model_name, reg.STAGING, version.version)
-            aliases.append(reg.STAGING)
+            progress.step(f"gate passed: alias '{reg.CANDIDATE}' -> v{version.version}")
+            registry.set_alias(config.model_name, reg.CANDIDATE, version.version)
+            aliases.append(reg.CANDIDATE)
         else:
             progress.step(f"gate failed: v{version.version} stays registered without an alias")
     except BaseException:
