@@ -31,6 +31,8 @@ from support.podexec import render
 from support.project import REPO
 from support.services import S3, MlflowServer, mlflow_server, seaweedfs_s3
 
+from mlops_workflows.promote.release import drop_unpinned
+
 from .fakehost import FakeGitHub, serve
 from .promote_support import git
 
@@ -215,6 +217,8 @@ def world(registry_server: Any, tmp_path: Path) -> Iterator[World]:
     shutil.copytree(REPO / "serving" / "manifests", seed / "serving" / "manifests")
     release = seed / RELEASE
     release.write_text(re.sub(r"(?m)^MODEL_VERSION=.*$", "MODEL_VERSION=1", release.read_text()))
+    kustomization = release.with_name("kustomization.yaml")  # what the first promotion did
+    kustomization.write_text(drop_unpinned(kustomization.read_text()))
     git(seed, "add", "-A")
     git(seed, "commit", "-q", "-m", "seed: production runs v1")
     with git_http_server(srv, USER, TOKEN) as git_server, serve(FakeGitHub()) as github:
