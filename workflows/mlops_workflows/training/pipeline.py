@@ -171,6 +171,7 @@ def train(
         baseline.model_dump(),
         git.commit,
         git.dirty,
+        holdout=_holdout_frame(dataset, x_test, y_test),
     )
 
     progress.step(f"registering a new version of {config.model_name}")
@@ -183,6 +184,7 @@ def train(
         reg.TAG_BASELINE: f"runs:/{run_id}/{BASELINE_ARTIFACT}",
         reg.TAG_CONFIG: str(config_path),
         reg.TAG_CONFIG_DIGEST: cfg_digest,
+        reg.TAG_HOLDOUT: f"runs:/{run_id}/{reg.HOLDOUT_ARTIFACT}",
     }
     version = registry.register(config.model_name, model_uri, run_id, model_id, tags)
     aliases: list[str] = []
@@ -208,6 +210,13 @@ def train(
         git_commit=git.label,
         aliases=aliases,
     )
+
+
+def _holdout_frame(dataset: Dataset, x_test: Any, y_test: Any) -> pd.DataFrame:
+    """The labelled holdout rows, stored with the version: the staging canary replays them."""
+    frame = pd.DataFrame(np.asarray(x_test, dtype=np.float64), columns=dataset.feature_names)
+    frame[reg.HOLDOUT_TARGET] = [str(label) for label in y_test]
+    return frame
 
 
 def _split(dataset: Dataset, config: TrainingConfig) -> tuple[Any, Any, Any, Any]:
@@ -264,6 +273,7 @@ def _log_run(
     baseline: dict[str, Any],
     commit: str,
     dirty: bool,
+    holdout: pd.DataFrame | None = None,
 ) -> tuple[str, str, str, str]:
     import mlflow
     import mlflow.sklearn
@@ -302,6 +312,13 @@ def _log_run(
         mlflow.log_text(config_path.read_text(), f"config/{config_path.name}")
         mlflow.log_dict(config.model_dump(by_alias=True), "config/effective.json")
         mlflow.log_dict(baseline, BASELINE_ARTIFACT)
+        if holdout is not None:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(tmp) / Path(reg.HOLDOUT_ARTIFACT).name
+                holdout.to_parquet(local, index=False)
+                mlflow.log_artifact(str(local), str(Path(reg.HOLDOUT_ARTIFACT).parent))
         mlflow.log_dict(
             {
                 "passed": gate.passed,
