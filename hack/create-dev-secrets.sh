@@ -80,6 +80,12 @@ put_api_keys() {
   : >"${keys_file}"
   echo "--- ${env} model servers"
   "${MLOPS}" keys create --append "${keys_file}" | sed -n '1p'
+  if [[ "${env}" == staging ]]; then
+    # A second key, for the staging analysis Job that replays holdout rows through the canary.
+    local replay
+    replay="$("${MLOPS}" keys create --append "${keys_file}" | sed -n '1s/.*: //p')"
+    ROTATE=true put_secret model-replay-api-key-staging "api-key=${replay}" || true
+  fi
   put_secret "${name}" "api-keys=$(cat "${keys_file}")" || true
 }
 
