@@ -335,3 +335,23 @@ BATCH_LAST_RUN = MetricSpec(
 
 BATCH_METRICS = (BATCH_ROWS, BATCH_DURATION, BATCH_LAST_SUCCESS, BATCH_FAILED, BATCH_LAST_RUN)
 """Every metric the batch job pushes."""
+
+
+# -- controllers the platform runs (exported by them, scraped by Prometheus) --------------------
+# Not exported by this code: the upstream names the loop's alert rules query
+# (infra/monitoring/rules/prometheusrule-lifecycle.yaml), listed so hack/validate checks them too.
+ROLLOUT_INFO = MetricSpec(
+    "rollout_info",
+    "gauge",
+    ("namespace", "name", "strategy", "traffic_router", "phase"),
+    "Argo Rollouts controller: 1 per Rollout, phase Healthy, Progressing, Paused or Degraded (an aborted "
+    "canary is Degraded).",
+)
+ARGO_WORKFLOWS_TOTAL_COUNT = MetricSpec(
+    "argo_workflows_total_count",
+    "counter",
+    ("namespace", "phase"),
+    "Argo Workflows controller (3.6+): workflows that entered each phase, by namespace.",
+)
+CONTROLLER_METRICS = (ROLLOUT_INFO, ARGO_WORKFLOWS_TOTAL_COUNT)
+"""Upstream controller metrics the platform's alerts use."""

@@ -32,6 +32,9 @@ EXPECTED_ALERTS = {
     "MlopsServingErrorRatioHigh",
     "MlopsServingLatencyHigh",
     "MlopsServingModelNotReady",
+    "MlopsRolloutAborted",
+    "MlopsRolloutPausedTooLong",
+    "MlopsWorkflowFailed",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.podexec import MissingReference, Rendered, render
+from support.podexec import MissingReference, Rendered, external_secret_keys, render
 from support.project import REPO
 from support.services import free_port
 
@@ -84,3 +84,18 @@ def test_rendered_train_step_runs_locally_with_its_pod_environment(tmp_path: Pat
     result = pod.run(cwd=tmp_path, extra_env={"MLOPS_TRACKING_TIMEOUT_S": "2"}, timeout=120)
     assert result.returncode == 4, result.stdout + result.stderr
     assert f"127.0.0.1:{port}" in result.stdout + result.stderr
+
+
+def test_rollout_container_resolves_release_and_downward_api() -> None:
+    """The model server's pod: MODEL_NAME from its label, MODEL_VERSION from the hashed release ConfigMap."""
+    rendered = render(REPO / "serving" / "manifests" / "models" / "wine-classifier" / "staging")
+    [rollout] = rendered.of_kind("Rollout")
+    secrets = {
+        name: dict.fromkeys(keys, "x")
+        for name in ("model-store-credentials",)
+        if (keys := external_secret_keys(name)) is not None
+    }
+    pod = rendered.rollout_container(rollout["metadata"]["name"], "model-server", secrets=secrets)
+    assert pod.env["MODEL_NAME"] == "wine-classifier"
+    assert pod.env["MODEL_VERSION"] == ""  # a fresh clone pins nothing
+    assert pod.local_argv()[1:] == ["-m", "mlops_serving", *pod.argv[3:]]

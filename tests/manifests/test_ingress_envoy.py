@@ -85,6 +85,7 @@ class Ingress:
     envoy: Envoy
     key: str
     virtual_service: dict[str, Any]  # the 70/30 step that Envoy serves
+    pod_urls: tuple[str, ...]  # each model server's own address (what Prometheus's PodMonitor scrapes)
 
 
 def _model_server(store: EmbeddedStore, model: str, keys_file: Path, log: Path) -> tuple[Any, str]:
@@ -137,7 +138,23 @@ def ingress(
                     rollout["canaryService"]: (LOOPBACK, int(canary_port))}
         domains = gateway_hosts(stepped, manifests["gateway"])
         envoy = stack.enter_context(envoy_proxy(work / "envoy", stepped, domains, backends))
-        yield Ingress(envoy, key, stepped)
+        pods = tuple(f"http://{LOOPBACK}:{port}" for port in (stable_port, canary_port))
+        yield Ingress(envoy, key, stepped, pods)
+
+
+def _get(url: str, path: str, host: str, key: str | None) -> tuple[int, dict[str, str]]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or LOOPBACK, parts.port, timeout=30)
+    try:
+        headers = {"Host": host}
+        if key is not None:
+            headers["x-api-key"] = key
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        conn.close()
 
 
 def _post(url: str, host: str, key: str | None) -> tuple[int, dict[str, str], Any]:
@@ -199,3 +216,38 @@ def test_unknown_host_is_404_from_envoy(ingress: Ingress) -> None:
                  "wine-classifier-model-server-stable"):  # a mesh-only host is not exposed on the ingress
         status, _, body = _post(ingress.envoy.url, host, ingress.key)
         assert status == 404, (host, body)
+
+
+# Paths the ingress must not expose, and the prediction / health paths it must (the three protocols).
+INTERNAL = ("/metrics", "/openapi.json", "/docs", "/redoc", "/version", "/", "/metricsx")
+PUBLIC_GET = ("/healthz", "/readyz", "/ping", "/health", "/v2/health/ready", "/v2/models/wine-classifier")
+
+
+def _served_by_ingress(vs: dict[str, Any], path: str) -> bool:
+    (primary,) = [r for r in vs["spec"]["http"] if r.get("name") == "primary"]
+    assert len(vs["spec"]["http"]) == 1, "only the primary route may exist (Argo Rollouts moves its weights)"
+    for match in primary.get("match") or [{}]:
+        uri = match.get("uri", {"prefix": "/"})
+        if uri.get("exact") == path or ("prefix" in uri and path.startswith(uri["prefix"])):
+            return True
+    return False
+
+
+def test_rendered_ingress_routes_only_prediction_and_health(manifests: dict[str, dict[str, Any]]) -> None:
+    vs = manifests["virtual_service"]
+    for path in INTERNAL:
+        assert not _served_by_ingress(vs, path), f"{path} is reachable through the ingress"
+    for path in (*PUBLIC_GET, PATH, "/predict", "/invocations", "/v2/models/wine-classifier/infer"):
+        assert _served_by_ingress(vs, path), f"{path} is not reachable through the ingress"
+
+
+def test_internal_routes_are_404_through_envoy_and_metrics_stay_on_the_pods(ingress: Ingress) -> None:
+    for path in INTERNAL:
+        status, headers = _get(ingress.envoy.url, path, HOST, ingress.key)
+        assert status == 404 and headers.get("server") == "envoy", (path, status)
+    for path in PUBLIC_GET:
+        status, headers = _get(ingress.envoy.url, path, HOST, ingress.key)
+        assert status == 200 and headers.get("server") == "envoy", (path, status)
+    for pod in ingress.pod_urls:  # Prometheus (PodMonitor) scrapes each pod, not the ingress
+        status, _ = _get(pod, "/metrics", "pod", None)
+        assert status == 200, pod

