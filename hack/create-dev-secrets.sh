@@ -80,6 +80,12 @@ put_api_keys() {
   : >"${keys_file}"
   echo "--- ${env} model servers"
   "${MLOPS}" keys create --append "${keys_file}" | sed -n '1p'
+  if [[ "${env}" == staging ]]; then
+    # A second key, for the staging analysis Job that replays holdout rows through the canary.
+    local replay
+    replay="$("${MLOPS}" keys create --append "${keys_file}" | sed -n '1s/.*: //p')"
+    ROTATE=true put_secret model-replay-api-key-staging "api-key=${replay}" || true
+  fi
   put_secret "${name}" "api-keys=$(cat "${keys_file}")" || true
 }
 
@@ -97,5 +103,15 @@ put_secret alertmanager-receivers \
   "pager-webhook-url=${ALERT_PAGER_WEBHOOK_URL:-http://127.0.0.1:9/pager}" || true
 put_api_keys staging
 put_api_keys production
+
+# The rollout notifier's token exists once the workflow-templates Application made the
+# ServiceAccount rollout-notifier (Kubernetes fills its token Secret); kind-up.sh runs this script
+# again after the sync to copy it. It is stored as "Bearer <token>", what the webhook sends.
+notifier_token="$(kc -n mlops get secret rollout-notifier-token -o jsonpath='{.data.token}' 2>/dev/null || true)"
+if [[ -n "${notifier_token}" ]]; then
+  ROTATE=true put_secret rollout-notifier-token "token=$(printf '%s' "${notifier_token}" | base64 -d)" || true
+else
+  log "no token of ServiceAccount mlops/rollout-notifier yet; run this script again after the sync"
+fi
 
 log "done; External Secrets copies them into the platform's namespaces within a minute"

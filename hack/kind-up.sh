@@ -129,4 +129,6 @@ install_argocd
 hack/create-dev-secrets.sh
 apply_root
 wait_for_sync
+# Now that mlops/rollout-notifier exists: its token for the Argo Rollouts notification engine.
+hack/create-dev-secrets.sh
 print_access

@@ -243,9 +243,29 @@ def log_to_mlflow(registry: Registry, report: DriftReport, files: dict[str, str]
     )
 
 
-def report_samples(report: DriftReport, schedule_interval_s: float, now: float) -> list[Sample]:
+def insufficient_runs(registry: Registry, report: DriftReport, limit: int) -> int:
+    """Consecutive recorded runs of the report's version, newest first, with insufficient data
+    (the run just recorded included); looks back ``limit`` runs at most."""
+    if report.status != "insufficient_data":
+        return 0
+    statuses = registry.recent_job_run_tags(
+        EXPERIMENT_PREFIX + report.model, {"mlops.model_version": report.version}, "mlops.drift_status", limit
+    )
+    count = 0
+    for status in statuses:
+        if status != "insufficient_data":
+            break
+        count += 1
+    return max(count, 1)
+
+
+def report_samples(
+    report: DriftReport, schedule_interval_s: float, now: float, insufficient: int = 0, insufficient_limit: int = 3
+) -> list[Sample]:
     """The series of a completed run (the whole Pushgateway group, replaced at once)."""
     samples = [
+        Sample(mn.DRIFT_INSUFFICIENT_RUNS, float(insufficient)),
+        Sample(mn.DRIFT_INSUFFICIENT_RUNS_LIMIT, float(insufficient_limit)),
         Sample(mn.DRIFT_ROWS, float(report.rows)),
         Sample(mn.DRIFT_STATUS, float(mn.DRIFT_STATUS_CODES[report.status])),
         Sample(mn.DRIFT_PSI_THRESHOLD, report.thresholds.psi_warn, {mn.LABEL_LEVEL: "warn"}),
@@ -290,7 +310,33 @@ def _first(*values: T | None) -> T:
 
 
 def run_drift(settings: DriftSettings, request: DriftRequest, now: datetime | None = None) -> DriftOutcome:
-    """Run one drift check; raises MlopsError on failure (after pushing the failure when it can)."""
+    """Run one drift check; raises MlopsError on failure (after pushing the failure when it can).
+
+    Every run, whatever its outcome, updates the per-model group (its last-run time, and its
+    last-success time when it completed), so a check that never gets as far as a version (the
+    alias does not exist yet) is visible to the "no successful run yet" alert."""
+    succeeded = False
+    try:
+        outcome = _run_drift(settings, request, now)
+        succeeded = True
+        return outcome
+    finally:
+        _push_model_group(settings, request.model, succeeded)
+
+
+def _push_model_group(settings: DriftSettings, model: str, succeeded: bool) -> None:
+    stamp = time.time()
+    samples = [
+        Sample(mn.DRIFT_MODEL_LAST_RUN, stamp),
+        Sample(mn.DRIFT_MODEL_EXPECTED_INTERVAL, settings.schedule_interval_s),
+    ]
+    if succeeded:
+        samples.append(Sample(mn.DRIFT_MODEL_LAST_SUCCESS, stamp))
+    # POST: a failed run leaves the last success of an earlier run in place.
+    push_or_warn(settings.pushgateway_url, mn.DRIFT_PUSH_JOB, {mn.LABEL_MODEL: model}, samples, replace=False)
+
+
+def _run_drift(settings: DriftSettings, request: DriftRequest, now: datetime | None) -> DriftOutcome:
     from mlops_platform.registry import Registry
 
     now = now or datetime.now(UTC)
@@ -341,14 +387,22 @@ def run_drift(settings: DriftSettings, request: DriftRequest, now: datetime | No
         }
         report_uris = _write_reports(request.report_dir, files, settings) if request.report_dir else []
         run_id, run_url = log_to_mlflow(registry, report, files)
+        insufficient = insufficient_runs(registry, report, settings.insufficient_runs_alert)
     except Exception:
         _push_failure(settings, grouping)
         raise
+    if insufficient >= settings.insufficient_runs_alert:
+        log.warning(
+            "%s v%s: %d drift run(s) in a row had too few rows to compare (alert from %d)",
+            request.model, number, insufficient, settings.insufficient_runs_alert,
+        )
     pushed = push_or_warn(
         settings.pushgateway_url,
         mn.DRIFT_PUSH_JOB,
         grouping,
-        report_samples(report, settings.schedule_interval_s, time.time()),
+        report_samples(
+            report, settings.schedule_interval_s, time.time(), insufficient, settings.insufficient_runs_alert
+        ),
         replace=True,
     )
     return DriftOutcome(report, EXIT_CODES[report.status], run_id, run_url, pushed, report_uris)

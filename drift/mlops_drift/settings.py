@@ -46,6 +46,12 @@ class DriftSettings(PlatformSettings):
         description="How often the job is scheduled per model; pushed so the staleness alert fires after "
         "twice this without a successful run.",
     )
+    insufficient_runs_alert: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="Consecutive insufficient-data runs of a version from which MlopsDriftInsufficientData fires.",
+    )
     read_threads: int = Field(8, ge=1, le=64, description="Prediction-log files read in parallel.")
 
     @field_validator("window")

@@ -237,6 +237,46 @@ DRIFT_LAST_SUCCESS = MetricSpec(
     "Unix time the last drift run completed a comparison (ok, warning, drift or insufficient data).",
 )
 
+DRIFT_INSUFFICIENT_RUNS = MetricSpec(
+    "mlops_drift_insufficient_data_runs",
+    "gauge",
+    (LABEL_MODEL, LABEL_VERSION),
+    "Consecutive drift runs of this version, the last one included, that had too few rows to compare "
+    "(0 after a run that compared); counted from the runs recorded in MLflow.",
+)
+DRIFT_INSUFFICIENT_RUNS_LIMIT = MetricSpec(
+    "mlops_drift_insufficient_data_runs_limit",
+    "gauge",
+    (LABEL_MODEL, LABEL_VERSION),
+    "Consecutive insufficient-data runs from which the alert fires (MLOPS_DRIFT_INSUFFICIENT_RUNS_ALERT).",
+)
+
+# Pushed by every drift run, whatever its outcome, in the group {job="mlops-drift", model}
+# (no version): a run that fails before it can resolve a version (exit 2: the alias does not
+# exist yet) still leaves a series, so "no successful run yet" can alert.
+DRIFT_MODEL_LAST_RUN = MetricSpec(
+    "mlops_drift_model_last_run_timestamp_seconds",
+    "gauge",
+    (LABEL_MODEL,),
+    "Unix time the last drift run of this model ended, whatever its outcome and whether or not it "
+    "resolved a version.",
+)
+DRIFT_MODEL_LAST_SUCCESS = MetricSpec(
+    "mlops_drift_model_last_success_timestamp_seconds",
+    "gauge",
+    (LABEL_MODEL,),
+    "Unix time a drift run of this model last completed (any version); absent until the first success.",
+)
+DRIFT_MODEL_EXPECTED_INTERVAL = MetricSpec(
+    "mlops_drift_model_expected_interval_seconds",
+    "gauge",
+    (LABEL_MODEL,),
+    "How often the drift job is scheduled for this model (MLOPS_DRIFT_SCHEDULE_INTERVAL_S).",
+)
+
+DRIFT_MODEL_GROUP_METRICS = (DRIFT_MODEL_LAST_RUN, DRIFT_MODEL_LAST_SUCCESS, DRIFT_MODEL_EXPECTED_INTERVAL)
+"""The series of the per-model group {job="mlops-drift", model}."""
+
 DRIFT_METRICS = (
     DRIFT_FEATURE_PSI,
     DRIFT_FEATURE_PSI_MAX,
@@ -247,6 +287,9 @@ DRIFT_METRICS = (
     DRIFT_EXPECTED_INTERVAL,
     DRIFT_LAST_RUN,
     DRIFT_LAST_SUCCESS,
+    DRIFT_INSUFFICIENT_RUNS,
+    DRIFT_INSUFFICIENT_RUNS_LIMIT,
+    *DRIFT_MODEL_GROUP_METRICS,
 )
 """Every metric the drift job pushes."""
 

@@ -43,6 +43,10 @@ TAG_DATASET_SOURCE = "dataset.source"
 TAG_GIT_COMMIT = "git.commit"
 TAG_BASELINE = "baseline"  # artifact URI of the baseline statistics
 TAG_CONFIG = "training.config"  # path of the training config in the repository
+TAG_HOLDOUT = "holdout"  # artifact URI of the labelled holdout rows (Parquet: features + `target`)
+HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
+HOLDOUT_TARGET = "target"
+TAG_CONFIG_DIGEST = "training.config.digest"  # sha256 of the effective training config (JSON)
 
 # Version tags written by `mlops promote --finalize` when a rollout in <env> completed.
 TAG_PROMOTION_PR = "promotion.{env}.pr"
@@ -156,6 +160,31 @@ class Registry:
             self.client.set_terminated(run_id, "FAILED")
             raise
         return run_id, self.run_url(experiment_id, run_id)
+
+    def recent_job_run_tags(
+        self, experiment: str, match: Mapping[str, str], tag: str, max_runs: int
+    ) -> list[str | None]:
+        """The value of ``tag`` on the newest ``max_runs`` runs of ``experiment`` whose tags equal
+        ``match``, newest first (empty when the experiment does not exist)."""
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            return []
+        clauses = [f"tags.`{key}` = '{_quote(value)}'" for key, value in match.items()]
+        runs = self.client.search_runs(
+            [found.experiment_id],
+            filter_string=" and ".join(clauses),
+            order_by=["attributes.start_time DESC"],
+            max_results=max_runs,
+        )
+        return [run.data.tags.get(tag) for run in runs]
+
+    def load_run_file(self, run_id: str, artifact_path: str) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = self.client.download_artifacts(run_id, artifact_path, tmp)
+            except Exception as exc:
+                raise NotFoundError(f"artifact {artifact_path!r} missing from run {run_id}: {exc}") from exc
+            return Path(local).read_bytes()
 
     def get_run(self, run_id: str) -> Any:
         return self.client.get_run(run_id)

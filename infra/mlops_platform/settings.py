@@ -216,3 +216,13 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
             shown = f" (value {mask_url(raw)!r})" if raw is not None and "SECRET" not in variable else ""
             problems.append(f"{variable}{shown}: {error['msg']}")
         raise ConfigError("invalid settings:\n  " + "\n  ".join(problems)) from None
+
+
+class AnalysisSettings(PlatformSettings):
+    """``mlops analysis replay``: the shared settings plus the model servers' API key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLOPS_ANALYSIS_", extra="ignore", env_ignore_empty=True, populate_by_name=True
+    )
+
+    api_key: SecretStr | None = Field(None, description="API key the replay sends to the model servers.")

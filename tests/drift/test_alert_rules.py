@@ -26,6 +26,8 @@ EXPECTED_ALERTS = {
     "MlopsFeatureDrift",
     "MlopsPredictionDrift",
     "MlopsDriftCheckStale",
+    "MlopsDriftInsufficientData",
+    "MlopsDriftCheckNeverSucceeded",
     "MlopsBatchJobFailed",
     "MlopsServingErrorRatioHigh",
     "MlopsServingLatencyHigh",

@@ -184,3 +184,66 @@ def test_drift_run_pushes_metrics_that_prometheus_scrapes_and_alerts_on(
         fired = wait_until(lambda: firing() >= set(SHIFTED) and firing(), timeout=60,
                            what="MlopsFeatureDrift firing for the shifted features")
         assert fired == set(report["drifted_features"])
+
+
+def _gauge(text: str, name: str, **labels: str) -> float | None:
+    """The value of the series ``name`` with exactly ``labels`` in a Pushgateway's exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            own = {k: v for k, v in sample.labels.items() if k != "instance"}
+            if sample.name == name and own == labels:
+                return float(sample.value)
+    return None
+
+
+def test_insufficient_runs_are_counted_and_every_exit_path_pushes(
+    trained_store: EmbeddedStore, baseline: BaselineStatistics, tmp_path: Path
+) -> None:
+    """Insufficient data (exit 11) counts up run after run, a comparison resets it, and a run that
+    fails before it resolves a version (exit 2) still leaves its per-model series."""
+    from support.prometheus import pushgateway_server
+
+    from mlops_platform import metric_names as mn
+
+    names = list(baseline.feature_names)
+    enough, few = tmp_path / "enough.parquet", tmp_path / "few.parquet"
+    wine_sample(600, seed=11)[names].to_parquet(enough)
+    wine_sample(20, seed=12)[names].to_parquet(few)
+    job = mn.DRIFT_PUSH_JOB
+    with pushgateway_server(tmp_path / "pgw") as gateway:
+        env = trained_store.env(MLOPS_PUSHGATEWAY_URL=gateway.url, MLOPS_DRIFT_INSUFFICIENT_RUNS_ALERT="3")
+
+        def drift(*args: str) -> int:
+            result = run_mlops("drift", *args, cwd=trained_store.workdir, env=env)
+            return result.returncode
+
+        def runs() -> float | None:
+            return _gauge(gateway.metrics_text(), mn.DRIFT_INSUFFICIENT_RUNS.name, job=job, model=MODEL, version="1")
+
+        assert drift(MODEL, "--version", "1", "--input", str(enough)) == 0
+        assert runs() == 0.0
+        counted = []
+        for _ in range(3):
+            assert drift(MODEL, "--version", "1", "--input", str(few)) == EXIT_INSUFFICIENT
+            counted.append(runs())
+        assert counted == [1.0, 2.0, 3.0]
+        text = gateway.metrics_text()
+        assert _gauge(text, mn.DRIFT_INSUFFICIENT_RUNS_LIMIT.name, job=job, model=MODEL, version="1") == 3.0
+        success = _gauge(text, mn.DRIFT_MODEL_LAST_SUCCESS.name, job=job, model=MODEL)
+        assert success is not None
+
+        # Exit 2 (no such version): the last run moves, the last success stays.
+        assert drift(MODEL, "--version", "99") == 2
+        text = gateway.metrics_text()
+        last_run = _gauge(text, mn.DRIFT_MODEL_LAST_RUN.name, job=job, model=MODEL)
+        assert last_run is not None and last_run > success
+        assert _gauge(text, mn.DRIFT_MODEL_LAST_SUCCESS.name, job=job, model=MODEL) == success
+
+        # A model whose checks never get as far as a version: a last run and no success at all.
+        assert drift("never-registered", "--alias", "production") == 2
+        text = gateway.metrics_text()
+        assert _gauge(text, mn.DRIFT_MODEL_LAST_RUN.name, job=job, model="never-registered") is not None
+        assert _gauge(text, mn.DRIFT_MODEL_LAST_SUCCESS.name, job=job, model="never-registered") is None
+        assert _gauge(text, mn.DRIFT_MODEL_EXPECTED_INTERVAL.name, job=job, model="never-registered") == 3600.0

@@ -26,8 +26,11 @@ SAMPLES = {
     "output-uri": "s3://mlops-production/batch/out/",
     "git-repo": "https://example.invalid/repo.git",
     "git-revision": "main",
+    "rollout": "models-production/wine-classifier-model-server",
+    "version": "3",
+    "outcome": "completed",
 }
-INPUT_SAMPLES = {"shard": "1/2", "exit-code": "10"}
+INPUT_SAMPLES = {"shard": "1/2", "exit-code": "10", "action": "--finalize"}
 _VAR = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
 
 
@@ -94,7 +97,7 @@ def test_every_step_calls_an_existing_mlops_subcommand(name: str, template: dict
 
 
 def test_the_templates_exist_and_train_configs_ship_in_the_image() -> None:
-    assert set(_templates()) == {"train", "batch-inference", "drift-check"}
+    assert set(_templates()) == {"train", "batch-inference", "drift-check", "rollout-outcome"}
     train = _templates()["train"]
     [step] = [n for n in train["spec"]["templates"] if n["name"] == "train"]
     assert "/app/workflows/models/{{workflow.parameters.model}}.yaml" in step["container"]["args"]

@@ -38,10 +38,17 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from mlops_workflows.settings import TrainingSettings
-    from mlops_workflows.training.pipeline import train
+    from mlops_workflows.training.pipeline import TrainingSkipped, train
 
     settings = load_settings(TrainingSettings)
     outcome = train(Path(args.config), settings, overrides=args.set)
+    if isinstance(outcome, TrainingSkipped):
+        print(
+            f"\n{outcome.model_name}: nothing registered: v{outcome.existing_version} was trained on the same "
+            f"data ({outcome.dataset_source}, digest {outcome.dataset_digest}) with the same config "
+            f"(digest {outcome.config_digest[:12]})"
+        )
+        return 0
     gate = "PASSED" if outcome.gate.passed else "FAILED"
     print(
         f"\n{outcome.model_name} v{outcome.version}  gate {gate}"

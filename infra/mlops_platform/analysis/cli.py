@@ -55,6 +55,20 @@ def _cmd_analysis_run(args: argparse.Namespace) -> int:
     return EXIT_STATUS.get(result.phase, 1)
 
 
+def _cmd_analysis_replay(args: argparse.Namespace) -> int:
+    from mlops_platform.analysis.replay import replay
+    from mlops_platform.settings import AnalysisSettings, load_settings
+
+    settings = load_settings(AnalysisSettings)
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    result = replay(settings, args.model, args.version, args.canary, args.stable, api_key=key, batch=args.batch)
+    print(f"{result.model} v{result.version}: {result.canary.rows} labelled holdout rows replayed")
+    for ok, message in result.checks:
+        print(f"  [{'ok' if ok else 'FAIL'}] {message}")
+    print(f"replay: {'Successful' if result.passed else 'Failed'}")
+    return 0 if result.passed else EXIT_STATUS["Failed"]
+
+
 def add_analysis_command(commands: Any) -> None:
     """Register ``analysis run`` on the ``mlops`` sub-command parsers."""
     analysis = commands.add_parser("analysis", help="run Argo Rollouts AnalysisTemplates locally")
@@ -80,6 +94,22 @@ def add_analysis_command(commands: Any) -> None:
                      "Failed/Error/Inconclusive metric")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.set_defaults(handler=_cmd_analysis_run)
+
+    replay = sub.add_parser(
+        "replay",
+        help="replay a version's labelled holdout rows through the canary (and stable) and check accuracy",
+        description="A staging analysis Job: send the canary version's labelled holdout rows (stored at "
+        "training) to the canary Service, compute its accuracy on the labels, and fail when it is below the "
+        "version's gate.min.accuracy or worse than the stable track's by more than gate.tolerance.accuracy. "
+        "API key: MLOPS_ANALYSIS_API_KEY.",
+        epilog="Exit status: 0 passed, 3 failed, 2 invalid input, 4 a service unreachable.",
+    )
+    replay.add_argument("model", metavar="MODEL", help="registered model name")
+    replay.add_argument("--version", type=int, required=True, help="the canary's version")
+    replay.add_argument("--canary", required=True, metavar="URL", help="base URL of the canary Service")
+    replay.add_argument("--stable", metavar="URL", help="base URL of the stable Service (the comparison)")
+    replay.add_argument("--batch", type=int, default=64, help="rows per request (default 64)")
+    replay.set_defaults(handler=_cmd_analysis_replay)
 
 
 __all__ = ["EXIT_STATUS", "ConfigError", "add_analysis_command"]

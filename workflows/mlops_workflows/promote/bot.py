@@ -220,7 +220,10 @@ class Bot:
         to_version: int | None = None,
         dry_run: bool = False,
         expect_current: int | None = None,
+        once: bool = False,
     ) -> Outcome | None:
+        """``once``: a pull request of this rollback that is open or was closed unmerged stays as it is
+        (an automated caller, such as a duplicate notification, never updates or reopens it)."""
         check_model_name(model)
         check_environment(env)
         if not reason.strip():
@@ -228,11 +231,12 @@ class Bot:
         path = self._path(model, env)
         base = self.workspace.fetch_base()
         _, pinned = self._pinned(base, path)
+        if expect_current is not None and pinned != expect_current:
+            shown = f"v{pinned}" if pinned is not None else "no version"
+            self.say(f"{env} no longer pins v{expect_current} (Git pins {shown}): nothing to revert")
+            return None
         if pinned is None:
             raise GateFailedError(f"rollback of {model} in {env} refused: Git pins no version there")
-        if expect_current is not None and pinned != expect_current:
-            self.say(f"{env} no longer pins v{expect_current} (Git pins v{pinned}): nothing to revert")
-            return None
         if to_version is None:
             previous: Pin | None = previous_pin(release_history(self.workspace, base.hexsha, path), pinned)
             if previous is None:
@@ -247,6 +251,16 @@ class Bot:
         gates.enforce(checks, f"rollback of {model} in {env}")
         candidate, current = facts(self.registry, model, to_version), facts(self.registry, model, pinned)
         change = Change("rollback", model, env, path, pinned, to_version, _lineage(candidate), reason.strip())
+        if once and not dry_run and not self._direct(change):
+            host, target = self.host(), self.settings.base_branch
+            existing = host.find_open(change.branch, target)
+            if existing is not None:
+                self.say(f"the revert pull request is already open: {existing.url}; nothing changed")
+                return Outcome("already open", change, None, existing)
+            closed = host.find_closed(change.branch, target)
+            if closed is not None:
+                self.say(f"the revert pull request {closed.url} was closed without merging; not reopened")
+                return Outcome("closed before", change, None, closed)
         body = self._card(change, base, current, candidate, checks)
         return self._propose(change, body, dry_run)
 
@@ -262,28 +276,48 @@ class Bot:
         text = f"the canary of v{bad} in {env} was aborted by Argo Rollouts; Git must stop pinning it"
         if reason:
             text += f" ({reason})"
-        return self.rollback(model, env, text, dry_run=dry_run, expect_current=bad)
+        return self.rollback(model, env, text, dry_run=dry_run, expect_current=bad, once=True)
 
     # -- finalize ---------------------------------------------------------------------------
 
-    def finalize(self, model: str, env: str) -> int:
+    def finalize(self, model: str, env: str, expect: int | None = None) -> int | None:
+        """Move the ``env`` alias to the version Git pins and tag it; idempotent.
+
+        ``expect``: the version whose rollout completed (from the notification); when Git no longer
+        pins it (a late event), nothing changes. A version that already holds the alias with the
+        promotion commit of this landing is left as it is (a duplicate event). Returns the version
+        finalized, or None when nothing changed.
+        """
         check_model_name(model)
         check_environment(env)
         path = self._path(model, env)
         base = self.workspace.fetch_base()
         _, pinned = self._pinned(base, path)
+        if expect is not None and pinned != expect:
+            shown = f"v{pinned}" if pinned is not None else "no version"
+            self.say(f"{env} no longer pins v{expect} (Git pins {shown}): nothing to finalize")
+            return None
         if pinned is None:
             raise GateFailedError(f"finalize of {model} in {env} refused: Git pins no version there yet")
         mv = self.registry.get_version(model, version=pinned)
         pins = release_history(self.workspace, base.hexsha, path)
         landing = pins[-1] if pins and pins[-1].version == pinned else None
-        pr_ref = self._merged_pr(model, env, pinned, landing)
         holder = self.registry.version_by_alias(model, env)
+        commit = landing.commit if landing else base.hexsha
+        if (
+            holder is not None
+            and int(holder.version) == pinned
+            and (mv.tags or {}).get(TAG_PROMOTION_COMMIT.format(env=env)) == commit
+        ):
+            self.say(f"alias {env!r} of {model} already holds v{pinned}, finalized for commit {commit[:12]}: "
+                     "nothing to do")
+            return None
+        pr_ref = self._merged_pr(model, env, pinned, landing)
         before = f"v{holder.version}" if holder is not None else "no version"
         self.registry.set_alias(model, env, pinned)
         tags = {
             TAG_PROMOTION_PR.format(env=env): pr_ref,
-            TAG_PROMOTION_COMMIT.format(env=env): landing.commit if landing else base.hexsha,
+            TAG_PROMOTION_COMMIT.format(env=env): commit,
             TAG_PROMOTION_FINALIZED.format(env=env): datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         if landing is not None:

@@ -50,9 +50,9 @@ def _cmd_promote(args: argparse.Namespace) -> int:
     parser: argparse.ArgumentParser = args.parser
     model, env = _need(args, parser)
     if args.finalize:
-        if args.version is not None or args.from_alias or args.dry_run:
-            parser.error("--finalize takes no --version, --from-alias or --dry-run: it reads the version from Git")
-        _bot().finalize(model, env)
+        if args.from_alias or args.dry_run:
+            parser.error("--finalize takes no --from-alias or --dry-run: it reads the version from Git")
+        _bot().finalize(model, env, expect=args.version)
         return 0
     if args.revert_aborted:
         if args.from_alias:
@@ -90,7 +90,12 @@ def add_commands(commands: Any) -> None:
     promote.add_argument("name", nargs="?", metavar="NAME", help="registered model name")
     promote.add_argument("--to", "--env", dest="env", choices=ENVIRONMENTS, help="target environment")
     chosen = promote.add_mutually_exclusive_group()
-    chosen.add_argument("--version", type=int, help="version to promote (with --revert-aborted: the aborted one)")
+    chosen.add_argument(
+        "--version",
+        type=int,
+        help="version to promote (with --revert-aborted: the aborted one; with --finalize: the one whose "
+        "rollout completed, nothing happens when Git no longer pins it)",
+    )
     chosen.add_argument(
         "--from-alias", metavar="ALIAS", help="promote the version holding this alias (default: the previous env)"
     )
@@ -106,7 +111,9 @@ def add_commands(commands: Any) -> None:
         help="after the change landed: move the MLflow alias to the version Git pins, tag it with PR and commit",
     )
     promote.add_argument(
-        "--rollout", metavar="NAMESPACE/NAME", help="with --revert-aborted: the aborted Rollout (names model and env)"
+        "--rollout",
+        metavar="NAMESPACE/NAME",
+        help="with --revert-aborted or --finalize: the Rollout (names model and env)",
     )
     promote.add_argument("--reason", help="with --revert-aborted: extra text for the pull request")
     promote.add_argument("--dry-run", action="store_true", help="print the diff and the pull request; write nothing")

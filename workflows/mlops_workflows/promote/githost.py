@@ -64,6 +64,8 @@ class GitHost(Protocol):
 
     def find_merged(self, branch: str, base: str) -> PullRequest | None: ...
 
+    def find_closed(self, branch: str, base: str) -> PullRequest | None: ...
+
 
 class _Http:
     def __init__(self, api_url: str, token: SecretStr, timeout: float, auth_headers: dict[str, str], what: str):
@@ -201,6 +203,11 @@ class GitHub:
         merged = [pr for pr in self._list(branch, base, "closed") if pr.merged]
         return max(merged, key=lambda pr: pr.number) if merged else None
 
+    def find_closed(self, branch: str, base: str) -> PullRequest | None:
+        """The newest pull request of ``branch`` that was closed without merging."""
+        closed = [pr for pr in self._list(branch, base, "closed") if not pr.merged]
+        return max(closed, key=lambda pr: pr.number) if closed else None
+
     def _label(self, pr: PullRequest, labels: list[str]) -> None:
         if labels:
             self.http.request("POST", f"{self._base}/issues/{pr.number}/labels", body={"labels": labels})
@@ -247,6 +254,10 @@ class GitLab:
 
     def find_merged(self, branch: str, base: str) -> PullRequest | None:
         found = self._list(branch, base, "merged")
+        return max(found, key=lambda pr: pr.number) if found else None
+
+    def find_closed(self, branch: str, base: str) -> PullRequest | None:
+        found = self._list(branch, base, "closed")
         return max(found, key=lambda pr: pr.number) if found else None
 
     def create(self, branch: str, base: str, title: str, body: str, labels: list[str]) -> PullRequest:

@@ -1,4 +1,5 @@
-"""Loading and validating a training dataset: a bundled scikit-learn dataset or a CSV/Parquet file."""
+"""Loading and validating a training dataset: a bundled scikit-learn dataset, a CSV/Parquet file,
+or the newest labelled snapshot under a configured location (``MLOPS_TRAIN_SNAPSHOTS_URI``)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,41 @@ class Dataset:
         return self.frame[self.target].to_numpy()
 
 
-def load_dataset(config: DatasetConfig, settings: PlatformSettings) -> Dataset:
+def newest_snapshot(location: str, settings: PlatformSettings) -> tuple[str, list[tuple[str, str]]] | None:
+    """The newest snapshot under ``location``: its URI and its (file URI, format) pairs, or None.
+
+    A snapshot is a direct child of ``location``, a CSV/Parquet file or a folder of them; the newest
+    is the one with the greatest name (name snapshots by date, e.g. ``2026-12-01/`` or
+    ``2026-12-01.parquet``). Nothing there (no folder, no data file) is None.
+    """
+    from mlops_platform.tables import list_inputs
+
+    root = location.rstrip("/")
+    try:
+        _, files = list_inputs(root, settings)
+    except InvalidInputError:
+        return None
+    prefix = root[len("s3://") :] if root.startswith("s3://") else root
+    children: dict[str, list[tuple[str, str]]] = {}
+    for file in files:
+        relative = file.path[len(prefix) :].lstrip("/")
+        children.setdefault(relative.split("/", 1)[0], []).append((file.uri, file.format))
+    newest = max(children)
+    return f"{root}/{newest}", sorted(children[newest])
+
+
+def load_dataset(config: DatasetConfig, settings: PlatformSettings, snapshot: str | None = None) -> Dataset:
+    """The dataset of ``config``, or, with ``snapshot`` (a folder or s3:// prefix of snapshots),
+    the newest snapshot there when there is one (target and features as the config names them)."""
+    found = newest_snapshot(snapshot, settings) if snapshot else None
+    if found is not None:
+        uri, files = found
+        frames = [_read_file(file, kind, settings) for file, kind in files]
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        target = config.target or TARGET_COLUMN
+        feature_names = _check(frame, target, config.features, uri)
+        name = PurePosixPath(uri).stem or "snapshot"
+        return Dataset(frame[[*feature_names, target]].reset_index(drop=True), feature_names, target, uri, name)
     if config.sklearn is not None:
         frame, name, source = _load_bundled(config.sklearn)
         target = TARGET_COLUMN

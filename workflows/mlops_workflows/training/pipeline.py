@@ -8,6 +8,7 @@ new version is deleted again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
@@ -64,20 +65,69 @@ class TrainingOutcome:
     aliases: list[str]
 
 
+@dataclass(frozen=True)
+class TrainingSkipped:
+    """Nothing was registered: an existing version was trained on the same data with the same config."""
+
+    model_name: str
+    existing_version: str
+    dataset_digest: str
+    dataset_source: str
+    config_digest: str
+
+
+def config_digest(config: TrainingConfig) -> str:
+    """sha256 of the effective config (after --set overrides), independent of key order."""
+    text = json.dumps(config.model_dump(by_alias=True, mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def dataset_digest(dataset: Dataset) -> str:
+    """The digest MLflow records for the dataset input (what `dataset.digest` holds)."""
+    from mlflow.data.pandas_dataset import from_pandas
+
+    return str(from_pandas(dataset.frame, source=dataset.source, name=dataset.name, targets=dataset.target).digest)
+
+
+def same_version(registry: Registry, name: str, data: str, config: str) -> Any | None:
+    """The newest version of ``name`` whose dataset digest and config digest equal these."""
+    from mlops_platform.errors import NotFoundError
+
+    try:
+        versions = registry.list_versions(name)
+    except NotFoundError:
+        return None
+    for version in reversed(versions):
+        tags = version.tags or {}
+        if tags.get(reg.TAG_DATASET_DIGEST) == data and tags.get(reg.TAG_CONFIG_DIGEST) == config:
+            return version
+    return None
+
+
 def train(
     config_path: Path,
     settings: TrainingSettings,
     overrides: list[str] | None = None,
     progress: Progress | None = None,
-) -> TrainingOutcome:
+) -> TrainingOutcome | TrainingSkipped:
+    """Train, gate and register a version; or register nothing (:class:`TrainingSkipped`) when a
+    version trained on the same data (dataset digest) with the same effective config exists."""
     progress = progress or Progress(STEPS)
     config = load_config(config_path, overrides)
     model = build_estimator(config.estimator)  # an unknown estimator fails before any I/O
     registry = Registry(settings)
     registry.check_reachable()
 
-    progress.step(f"loading dataset ({config.dataset.sklearn or config.dataset.uri})")
-    dataset = load_dataset(config.dataset, settings)
+    where = config.dataset.sklearn or config.dataset.uri
+    if settings.snapshots_uri:
+        where = f"newest snapshot under {settings.snapshots_uri.rstrip('/')}/{config.model_name}/, else {where}"
+    progress.step(f"loading dataset ({where})")
+    snapshots = f"{settings.snapshots_uri.rstrip('/')}/{config.model_name}" if settings.snapshots_uri else None
+    dataset = load_dataset(config.dataset, settings, snapshot=snapshots)
+    data_digest, cfg_digest = dataset_digest(dataset), config_digest(config)
+    existing = same_version(registry, config.model_name, data_digest, cfg_digest)
+    if existing is not None:
+        return TrainingSkipped(config.model_name, str(existing.version), data_digest, dataset.source, cfg_digest)
     x_train, x_test, y_train, y_test = _split(dataset, config)
 
     progress.step(
@@ -121,6 +171,7 @@ def train(
         baseline.model_dump(),
         git.commit,
         git.dirty,
+        holdout=_holdout_frame(dataset, x_test, y_test),
     )
 
     progress.step(f"registering a new version of {config.model_name}")
@@ -132,6 +183,8 @@ def train(
         reg.TAG_GIT_COMMIT: git.commit + ("-dirty" if git.dirty else ""),
         reg.TAG_BASELINE: f"runs:/{run_id}/{BASELINE_ARTIFACT}",
         reg.TAG_CONFIG: str(config_path),
+        reg.TAG_CONFIG_DIGEST: cfg_digest,
+        reg.TAG_HOLDOUT: f"runs:/{run_id}/{reg.HOLDOUT_ARTIFACT}",
     }
     version = registry.register(config.model_name, model_uri, run_id, model_id, tags)
     aliases: list[str] = []
@@ -157,6 +210,13 @@ def train(
         git_commit=git.label,
         aliases=aliases,
     )
+
+
+def _holdout_frame(dataset: Dataset, x_test: Any, y_test: Any) -> pd.DataFrame:
+    """The labelled holdout rows, stored with the version: the staging canary replays them."""
+    frame = pd.DataFrame(np.asarray(x_test, dtype=np.float64), columns=dataset.feature_names)
+    frame[reg.HOLDOUT_TARGET] = [str(label) for label in y_test]
+    return frame
 
 
 def _split(dataset: Dataset, config: TrainingConfig) -> tuple[Any, Any, Any, Any]:
@@ -213,6 +273,7 @@ def _log_run(
     baseline: dict[str, Any],
     commit: str,
     dirty: bool,
+    holdout: pd.DataFrame | None = None,
 ) -> tuple[str, str, str, str]:
     import mlflow
     import mlflow.sklearn
@@ -251,6 +312,13 @@ def _log_run(
         mlflow.log_text(config_path.read_text(), f"config/{config_path.name}")
         mlflow.log_dict(config.model_dump(by_alias=True), "config/effective.json")
         mlflow.log_dict(baseline, BASELINE_ARTIFACT)
+        if holdout is not None:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(tmp) / Path(reg.HOLDOUT_ARTIFACT).name
+                holdout.to_parquet(local, index=False)
+                mlflow.log_artifact(str(local), str(Path(reg.HOLDOUT_ARTIFACT).parent))
         mlflow.log_dict(
             {
                 "passed": gate.passed,
