@@ -16,13 +16,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops_serving import __version__
 from mlops_serving.auth import Authenticator, KeyStore
 from mlops_serving.context import CURRENT, REQUEST_ID_HEADER, RequestContext, current, request_id_from
 from mlops_serving.dataplane import DataPlane
-from mlops_serving.errors import ServingError
+from mlops_serving.errors import ClientClosedRequestError, InvalidInputError, ServingError
 from mlops_serving.metrics import ServingMetrics
 from mlops_serving.predlog import PredictionLogger
 from mlops_serving.routes import health, mlflow, predict, v2
@@ -127,11 +128,16 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        from mlops_serving.errors import InvalidInputError
-
         return await serving_error(request, InvalidInputError(f"{where}: {first.get('msg')}", field=where))
 
+    async def client_disconnect(request: Request, exc: Exception) -> Response:
+        # The client's behaviour, not a fault of ours: INFO, no traceback, its own status (499).
+        log.info("client closed the connection before the request body was complete (%s %s)",
+                 request.method, request.url.path)
+        return await serving_error(request, ClientClosedRequestError("client closed the request"))
+
     app.add_exception_handler(ServingError, serving_error)
+    app.add_exception_handler(ClientDisconnect, client_disconnect)
     app.add_exception_handler(RequestValidationError, validation_error)
 
 
