@@ -53,6 +53,9 @@ random() { openssl rand -hex "${1:-24}"; }
 exists() { kc -n "${NAMESPACE}" get secret "$1" &>/dev/null; }
 
 # put_secret NAME KEY=VALUE... : create or (with --rotate) replace a generic Secret.
+# The values never reach a command line (visible to every local user in the process list): this
+# function runs in the shell itself, writes each value to a file only the current user can read
+# (printf is a builtin), and kubectl reads them with --from-file.
 put_secret() {
   local name="$1"
   shift
@@ -60,13 +63,16 @@ put_secret() {
     log "secret ${name} exists; kept (use --rotate to replace it)"
     return 1
   fi
-  local args=() pair
+  local args=() pair dir="${WORK}/secret-${name}"
+  (umask 077 && mkdir -p "${dir}")
   for pair in "$@"; do
-    args+=("--from-literal=${pair}")
+    (umask 077 && printf '%s' "${pair#*=}" >"${dir}/${pair%%=*}")
+    args+=("--from-file=${pair%%=*}=${dir}/${pair%%=*}")
   done
   kc -n "${NAMESPACE}" create secret generic "${name}" "${args[@]}" --dry-run=client -o yaml |
     kc label --local -f - app.kubernetes.io/part-of=mlops mlops.io/dev-secret=true -o yaml |
     kc apply -f - >/dev/null
+  rm -rf "${dir}"
   log "secret ${name} written"
 }
 

@@ -120,13 +120,23 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _read_log_file(fs: Any, path: str, columns: list[str], since: datetime, until: datetime) -> Any:
+class _OtherSchemaError(ValueError):
+    """A readable file whose columns are not the record schema of the model's features."""
+
+
+def _read_log_file(
+    fs: Any, path: str, feature_names: list[str], columns: list[str], since: datetime, until: datetime
+) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     with fs.open_input_file(path) as handle:
-        table = pq.ParquetFile(handle).read(columns=columns)
+        parquet = pq.ParquetFile(handle)
+        mismatch = records.schema_mismatch(parquet.schema_arrow, feature_names)
+        if mismatch is not None:
+            raise _OtherSchemaError(f"another schema: {mismatch}")
+        table = parquet.read(columns=columns)
     stamps = table["timestamp"]
     start = pa.scalar(since, type=pa.timestamp("us", tz="UTC"))
     end = pa.scalar(until, type=pa.timestamp("us", tz="UTC"))
@@ -149,11 +159,11 @@ def read_prediction_log(
     tables: list[Any] = []
     skipped: list[str] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=settings.read_threads) as pool:
-        futures = [pool.submit(_read_log_file, fs, p, columns, since, until) for p in paths]
+        futures = [pool.submit(_read_log_file, fs, p, feature_names, columns, since, until) for p in paths]
         for uri, future in zip(uris, futures, strict=True):
             try:
                 tables.append(future.result())
-            except (pa.ArrowException, OSError, KeyError) as exc:
+            except (pa.ArrowException, OSError, KeyError, _OtherSchemaError) as exc:
                 log.warning("skipping unreadable prediction-log file %s: %s", uri, exc)
                 skipped.append(f"{uri}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     if uris and not tables:

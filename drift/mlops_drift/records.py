@@ -84,6 +84,25 @@ def record_schema(feature_names: Sequence[str], classes: Sequence[str] | None = 
     return pa.schema(fields, metadata=metadata)
 
 
+def schema_mismatch(schema: Any, feature_names: Sequence[str]) -> str | None:
+    """Why a file's ``pyarrow.Schema`` is not the record schema of these features (None when it is).
+
+    Names the first extra, missing or retyped column; ``probabilities`` may be absent."""
+    expected = record_schema(feature_names)
+    wanted = {f.name: f.type for f in expected}
+    present = {f.name: f.type for f in schema}
+    extra = [n for n in present if n not in wanted]
+    if extra:
+        return f"column {extra[0]!r} is not in the record schema"
+    missing = [n for n in wanted if n not in present and n != "probabilities"]
+    if missing:
+        return f"column {missing[0]!r} is missing"
+    for name, type_ in present.items():
+        if not type_.equals(wanted[name]):
+            return f"column {name!r} is {type_}, expected {wanted[name]}"
+    return None
+
+
 def build_table(
     *,
     model: str,

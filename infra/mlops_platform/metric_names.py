@@ -20,6 +20,10 @@ LABEL_MODEL = "model"  # registered model name
 LABEL_VERSION = "version"  # registered model version number, as a string
 LABEL_ENDPOINT = "endpoint"  # one of SERVING_ENDPOINTS
 LABEL_CODE = "code"  # HTTP status code, as a string ("200", "422", ...)
+CODE_CLIENT_CLOSED = "499"
+"""``code`` of a request whose client closed the connection before its body was complete (nginx's
+convention). Not an answer: the canary analysis, the error-ratio alert and the promotion bot's
+health check leave it out of both sides of their ratios."""
 LABEL_CLASS = "class"  # predicted class label, as a string
 LABEL_RUN_ID = "run_id"  # MLflow run that produced the version
 LABEL_REASON = "reason"  # why a prediction-log record was dropped: one of PREDLOG_DROP_REASONS

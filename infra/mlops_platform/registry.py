@@ -11,8 +11,10 @@ names below are the contract between the components that write and read them:
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import os
 import tempfile
 import time
 import urllib.error
@@ -74,6 +76,9 @@ class Registry:
         self.tracking_uri = settings.effective_tracking_uri
         if settings.embedded:
             self._prepare_embedded()
+        credentials = settings.tracking_credentials
+        if credentials is not None:  # MLflow's client reads Basic auth from these (never from the URI we pass)
+            os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = credentials
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
@@ -100,11 +105,22 @@ class Registry:
         if self.settings.embedded:
             return
         url = self.tracking_uri.rstrip("/") + "/health"
+        request = urllib.request.Request(url)
+        credentials = self.settings.tracking_credentials
+        if credentials is not None:
+            token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
         try:
-            with urllib.request.urlopen(url, timeout=self.settings.tracking_timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=self.settings.tracking_timeout_s) as response:
                 if response.status >= 500:
                     raise ServiceUnavailableError(f"MLflow tracking server {mask_url(url)} answered {response.status}")
         except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                raise ConfigError(
+                    f"MLflow tracking server {mask_url(self.tracking_uri)} refused "
+                    f"{'the credentials' if credentials else 'a request without credentials'} ({exc.code}); "
+                    "check MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or user:password@ in MLFLOW_TRACKING_URI"
+                ) from exc
             if exc.code >= 500:
                 raise ServiceUnavailableError(
                     f"MLflow tracking server {mask_url(self.tracking_uri)} answered {exc.code}"

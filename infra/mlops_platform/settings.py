@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +47,16 @@ class PlatformSettings(BaseSettings):
         None,
         validation_alias=_env("MLFLOW_TRACKING_URI"),
         description="MLflow tracking server or store; default: sqlite:///<home>/mlflow.db.",
+    )
+    tracking_username: str | None = Field(
+        None,
+        validation_alias=_env("MLFLOW_TRACKING_USERNAME"),
+        description="Basic-auth user of an http(s) tracking server (or user:password@ in MLFLOW_TRACKING_URI).",
+    )
+    tracking_password: SecretStr | None = Field(
+        None,
+        validation_alias=_env("MLFLOW_TRACKING_PASSWORD"),
+        description="Basic-auth password of an http(s) tracking server.",
     )
     artifact_root: str | None = Field(
         None,
@@ -122,9 +132,28 @@ class PlatformSettings(BaseSettings):
 
     @property
     def effective_tracking_uri(self) -> str:
+        """The tracking URI; for http(s) WITHOUT ``user:password@`` (see :attr:`tracking_credentials`),
+        so that no link, log line or card built from it carries a secret. A database URI keeps its
+        credentials (they are the database's) and is shown only through :func:`mask_url`."""
         if self.tracking_uri:
+            parts = urlsplit(self.tracking_uri)
+            if parts.scheme in ("http", "https") and "@" in parts.netloc:
+                return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
             return self.tracking_uri
         return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def tracking_credentials(self) -> tuple[str, str] | None:
+        """Basic-auth user and password of an http(s) tracking server: MLFLOW_TRACKING_USERNAME /
+        MLFLOW_TRACKING_PASSWORD, else the ``user:password@`` of MLFLOW_TRACKING_URI."""
+        if self.tracking_username:
+            password = self.tracking_password.get_secret_value() if self.tracking_password else ""
+            return self.tracking_username, password
+        if self.tracking_uri:
+            parts = urlsplit(self.tracking_uri)
+            if parts.scheme in ("http", "https") and parts.username is not None:
+                return unquote(parts.username), unquote(parts.password or "")
+        return None
 
     @property
     def effective_artifact_root(self) -> str | None:
@@ -190,7 +219,7 @@ def env_name(cls: type[BaseSettings], name: str, field: Any) -> str:
 def mask_url(value: str) -> str:
     """Hide the password of a URL such as postgresql://user:secret@host/db."""
     parts = urlsplit(value)
-    if parts.password:
+    if parts.password is not None:
         host = parts.hostname or ""
         if parts.port:
             host = f"{host}:{parts.port}"

@@ -32,8 +32,11 @@ def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
 
-def s3_client(settings: PlatformSettings) -> Any:
-    """A boto3 S3 client configured from the settings (endpoint, keys, region)."""
+def s3_client(settings: PlatformSettings, timeout_s: float | None = None) -> Any:
+    """A boto3 S3 client configured from the settings (endpoint, keys, region).
+
+    ``timeout_s`` bounds each call: connect and read timeouts of ``timeout_s`` and one attempt
+    (the caller retries); without it, botocore's standard retries with a 60 s read timeout."""
     import boto3
     from botocore.config import Config
 
@@ -45,9 +48,9 @@ def s3_client(settings: PlatformSettings) -> Any:
         aws_secret_access_key=secret,
         region_name=settings.aws_region or "us-east-1",
         config=Config(
-            connect_timeout=5,
-            read_timeout=60,
-            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5 if timeout_s is None else timeout_s,
+            read_timeout=60 if timeout_s is None else timeout_s,
+            retries={"max_attempts": 3 if timeout_s is None else 1, "mode": "standard"},
             s3={"addressing_style": "path"},
         ),
     )

@@ -16,13 +16,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops_serving import __version__
+from mlops_serving import openapi as openapi_doc
 from mlops_serving.auth import Authenticator, KeyStore
 from mlops_serving.context import CURRENT, REQUEST_ID_HEADER, RequestContext, current, request_id_from
 from mlops_serving.dataplane import DataPlane
-from mlops_serving.errors import ServingError
+from mlops_serving.errors import ClientClosedRequestError, InvalidInputError, ServingError
 from mlops_serving.metrics import ServingMetrics
 from mlops_serving.predlog import PredictionLogger
 from mlops_serving.routes import health, mlflow, predict, v2
@@ -127,21 +130,37 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        from mlops_serving.errors import InvalidInputError
-
         return await serving_error(request, InvalidInputError(f"{where}: {first.get('msg')}", field=where))
 
+    async def client_disconnect(request: Request, exc: Exception) -> Response:
+        # The client's behaviour, not a fault of ours: INFO, no traceback, its own status (499).
+        log.info("client closed the connection before the request body was complete (%s %s)",
+                 request.method, request.url.path)
+        return await serving_error(request, ClientClosedRequestError("client closed the request"))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        # Starlette's own answers (no such path, method not allowed) in the protocol's error shape too.
+        assert isinstance(exc, StarletteHTTPException)
+        error = ServingError(str(exc.detail))
+        error.status_code, error.code = exc.status_code, "NOT_FOUND" if exc.status_code == 404 else "HTTP_ERROR"
+        response = await serving_error(request, error)
+        response.headers.update(exc.headers or {})
+        return response
+
     app.add_exception_handler(ServingError, serving_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(ClientDisconnect, client_disconnect)
     app.add_exception_handler(RequestValidationError, validation_error)
 
 
 def _document_security(app: FastAPI) -> None:
-    """Add the API-key schemes the prediction routes name in their ``security`` to the OpenAPI document."""
+    """Complete the OpenAPI document: the API-key schemes the prediction routes name in their
+    ``security``, every status of every operation and one error shape per protocol."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = build()
+            schema = openapi_doc.complete(build())
             schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
             app.openapi_schema = schema
         return app.openapi_schema

@@ -61,7 +61,7 @@ class DataPlane:
         await self.models.stop()
         for predictor in self._predictors.values():
             await predictor.stop()
-        await self.predlog.close(self.settings.shutdown_timeout_s)
+        await self.predlog.close()
         self._executor.shutdown(wait=False)
 
     def _model_loaded(self, model: LoadedModel) -> None:

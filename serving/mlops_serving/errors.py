@@ -9,6 +9,8 @@ the protocol the request used. A client mistake is always a 4xx; a fault of the 
 
 from __future__ import annotations
 
+from mlops_platform.metric_names import CODE_CLIENT_CLOSED
+
 
 class ServingError(Exception):
     """Base class: an expected failure answered with ``status_code`` and ``message``."""
@@ -67,6 +69,16 @@ class InvalidInputError(ServingError):
 
     status_code = 422
     code = "INVALID_INPUT"
+
+
+class ClientClosedRequestError(ServingError):
+    """The client went away before its request body was complete (nginx's 499 convention).
+
+    Not a server fault: counted under its own code, logged at INFO without a traceback, and left
+    out of the canary analysis' and the alert's error ratio. No response reaches the client."""
+
+    status_code = int(CODE_CLIENT_CLOSED)
+    code = "CLIENT_CLOSED_REQUEST"
 
 
 class ModelFaultError(ServingError):

@@ -4,11 +4,19 @@ A request never waits for the object store: :meth:`PredictionLogger.offer` only 
 to an in-memory buffer (on the event loop, O(1)). A background task writes the buffer every
 ``MLOPS_SERVING_PREDLOG_FLUSH_INTERVAL_S`` seconds, or sooner when it holds
 ``MLOPS_SERVING_PREDLOG_FLUSH_ROWS`` rows, one Parquet file per model version and hour, in the
-record schema of :mod:`mlops_drift.records` (which the drift job reads). The buffer is bounded
-(``MLOPS_SERVING_PREDLOG_BUFFER_ROWS``): rows beyond it are dropped and counted, as are rows whose
-write failed three times. Sampling is per request (all rows of a sampled request are logged) at
-``MLOPS_SERVING_PREDLOG_SAMPLE_RATE``. :meth:`PredictionLogger.close` writes what is left; the
-app calls it on shutdown, after uvicorn has finished the in-flight requests.
+record schema of :mod:`mlops_drift.records` (which the drift job reads). Sampling is per request
+(all rows of a sampled request are logged) at ``MLOPS_SERVING_PREDLOG_SAMPLE_RATE``.
+
+Accounting: every sampled record is *accepted* and ends counted exactly once, as *written* or as
+*dropped* with a reason: ``buffer_full`` (over ``MLOPS_SERVING_PREDLOG_BUFFER_ROWS``),
+``write_error`` (three failed writes) or ``shutdown`` (not written within the shutdown budget).
+:meth:`PredictionLogger.close` logs the totals and how many records were lost.
+
+Bounded and idempotent: each store call is bounded by ``MLOPS_SERVING_PREDLOG_WRITE_TIMEOUT_S``
+(botocore's connect and read timeouts, one attempt, and a deadline on the await). A batch is formed
+once and keeps its object key, derived from its records, across retries: a write that timed out
+but landed is overwritten by its retry, never duplicated. The final flush on shutdown has
+``MLOPS_SERVING_PREDLOG_SHUTDOWN_FLUSH_S``, carved out of ``MLOPS_SERVING_SHUTDOWN_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -16,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import logging
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +45,9 @@ from mlops_serving.settings import ServingSettings
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+REASON_BUFFER_FULL = "buffer_full"
+REASON_WRITE_ERROR = "write_error"
+REASON_SHUTDOWN = "shutdown"
 
 
 @dataclass
@@ -45,7 +57,36 @@ class _Chunk:
     features: npt.NDArray[np.float64]
     labels: npt.NDArray[Any]
     probabilities: npt.NDArray[np.float64] | None
+
+
+@dataclass
+class _Batch:
+    """The records of one file: formed once, written under the same key on every attempt."""
+
+    model: LoadedModel
+    chunks: list[_Chunk]
+    rows: int
+    uri: str
     attempts: int = 0
+
+
+@dataclass
+class Totals:
+    accepted: int = 0
+    written: int = 0
+    dropped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+
+def batch_file_id(chunks: list[_Chunk]) -> str:
+    """A deterministic object name for a batch: a digest of its records' timestamps and request ids."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(f"{chunk.timestamp_us}:{chunk.request_id}:{len(chunk.features)}\n".encode())
+    return digest.hexdigest()[:32]
 
 
 class PredictionLogger:
@@ -54,15 +95,20 @@ class PredictionLogger:
         self.metrics = metrics
         self.store_uri = settings.effective_store_uri
         self.enabled = settings.predlog_sample_rate > 0
+        self.totals = Totals()
         self._rate = settings.predlog_sample_rate
         self._capacity = settings.predlog_buffer_rows
+        self._timeout = settings.predlog_write_timeout_s
         self._buffer: dict[tuple[str, str], list[_Chunk]] = defaultdict(list)
         self._models: dict[tuple[str, str], LoadedModel] = {}
-        self._rows = 0
+        self._pending: list[_Batch] = []  # formed batches waiting for their (next) write
+        self._rows = 0  # rows in the buffer and in pending batches
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="predlog")
+        self._deadline: float | None = None  # monotonic; set by close()
+        # Two threads: a write abandoned at its deadline may still hold one until botocore's timeout.
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="predlog")
         self._client: Any = None
 
     # -- request path ----------------------------------------------------------------------
@@ -72,11 +118,12 @@ class PredictionLogger:
         """Buffer the rows of one request, if sampled; never raises, never blocks."""
         if not self.enabled or (self._rate < 1.0 and random.random() >= self._rate):
             return
-        key = (model.name, model.version)
         rows = len(features)
-        if self._rows + rows > self._capacity:
-            self.metrics.predlog_records_dropped(model.name, model.version, "buffer_full", rows)
+        self.totals.accepted += rows
+        if self._stopping or self._rows + rows > self._capacity:
+            self._drop(model, REASON_BUFFER_FULL, rows)
             return
+        key = (model.name, model.version)
         self._models[key] = model
         self._buffer[key].append(
             _Chunk(int(received_at * 1_000_000), request_id, features, prediction.labels, prediction.probabilities)
@@ -84,6 +131,10 @@ class PredictionLogger:
         self._rows += rows
         if self._rows >= self.settings.predlog_flush_rows:
             self._full.set()
+
+    def _drop(self, model: LoadedModel, reason: str, rows: int) -> None:
+        self.totals.dropped[reason] += rows
+        self.metrics.predlog_records_dropped(model.name, model.version, reason, rows)
 
     # -- background writer -------------------------------------------------------------------
 
@@ -100,41 +151,52 @@ class PredictionLogger:
             self._full.clear()
             await self.flush()
 
-    async def flush(self) -> None:
-        """Write everything buffered now (in a thread)."""
-        if not self._rows:
-            return
-        buffer, models = self._buffer, dict(self._models)
-        self._buffer, self._rows = defaultdict(list), 0
-        loop = asyncio.get_running_loop()
+    def _form_batches(self) -> None:
+        buffer, models = self._buffer, self._models
+        self._buffer, self._models = defaultdict(list), {}
         for key, chunks in buffer.items():
             model = models[key]
             for hour_chunks in _by_hour(chunks).values():
-                rows = sum(len(c.features) for c in hour_chunks)
-                try:
-                    await loop.run_in_executor(self._executor, self._write, model, hour_chunks)
-                except Exception as exc:
-                    self._retry_or_drop(model, hour_chunks, rows, exc)
+                when = datetime.fromtimestamp(hour_chunks[0].timestamp_us / 1_000_000, tz=UTC)
+                uri = records.record_file_uri(self.store_uri, model.name, model.version, when,
+                                              batch_file_id(hour_chunks))
+                self._pending.append(_Batch(model, hour_chunks, sum(len(c.features) for c in hour_chunks), uri))
+
+    async def flush(self) -> None:
+        """Write every pending batch once (each write in a thread, bounded by the write timeout).
+
+        A failed batch stays pending, with its key, for the next flush; after ``MAX_ATTEMPTS`` it
+        is dropped. No write starts when it could not finish before the shutdown deadline."""
+        self._form_batches()
+        loop = asyncio.get_running_loop()
+        retry: list[_Batch] = []
+        while self._pending:
+            if self._deadline is not None and time.monotonic() + self._timeout > self._deadline:
+                break
+            batch = self._pending.pop(0)
+            batch.attempts += 1
+            try:
+                await asyncio.wait_for(loop.run_in_executor(self._executor, self._write, batch), self._timeout)
+            except Exception as exc:
+                if isinstance(exc, TimeoutError):
+                    exc = TimeoutError(f"no answer within {self._timeout:g}s (MLOPS_SERVING_PREDLOG_WRITE_TIMEOUT_S)")
+                if batch.attempts < MAX_ATTEMPTS:
+                    retry.append(batch)
+                    log.warning("prediction log: writing %d records of %s v%s failed (%s); will retry",
+                                batch.rows, batch.model.name, batch.model.version, exc)
                 else:
-                    self.metrics.predlog_records_written(model.name, model.version, rows)
+                    self._rows -= batch.rows
+                    self._drop(batch.model, REASON_WRITE_ERROR, batch.rows)
+                    log.error("prediction log: dropped %d records of %s v%s after %d failed writes: %s",
+                              batch.rows, batch.model.name, batch.model.version, batch.attempts, exc)
+            else:
+                self._rows -= batch.rows
+                self.totals.written += batch.rows
+                self.metrics.predlog_records_written(batch.model.name, batch.model.version, batch.rows)
+        self._pending[:0] = retry
 
-    def _retry_or_drop(self, model: LoadedModel, chunks: list[_Chunk], rows: int, exc: Exception) -> None:
-        attempts = max(c.attempts for c in chunks) + 1
-        if attempts < MAX_ATTEMPTS and self._rows + rows <= self._capacity:
-            for chunk in chunks:
-                chunk.attempts = attempts
-            key = (model.name, model.version)
-            self._models.setdefault(key, model)
-            self._buffer[key][:0] = chunks
-            self._rows += rows
-            log.warning("prediction log: writing %d records of %s v%s failed (%s); will retry",
-                        rows, model.name, model.version, exc)
-            return
-        self.metrics.predlog_records_dropped(model.name, model.version, "write_error", rows)
-        log.error("prediction log: dropped %d records of %s v%s after %d failed writes: %s",
-                  rows, model.name, model.version, attempts, exc)
-
-    def _write(self, model: LoadedModel, chunks: list[_Chunk]) -> str:
+    def _write(self, batch: _Batch) -> str:
+        model, chunks = batch.model, batch.chunks
         counts = [len(c.features) for c in chunks]
         table = records.build_table(
             model=model.name,
@@ -151,37 +213,44 @@ class PredictionLogger:
                 if all(c.probabilities is not None for c in chunks) else None
             ),
         )
-        when = datetime.fromtimestamp(chunks[0].timestamp_us / 1_000_000, tz=UTC)
-        uri = records.record_file_uri(self.store_uri, model.name, model.version, when)
-        if storage.is_s3(uri) and self._client is None:
-            self._client = storage.s3_client(self.settings)
-        storage.write_bytes(uri, records.table_to_parquet(table), self.settings, client=self._client)
-        log.debug("prediction log: wrote %d records to %s", len(table), uri)
-        return uri
+        if storage.is_s3(batch.uri) and self._client is None:
+            self._client = storage.s3_client(self.settings, timeout_s=self._timeout)
+        storage.write_bytes(batch.uri, records.table_to_parquet(table), self.settings, client=self._client)
+        log.debug("prediction log: wrote %d records to %s", len(table), batch.uri)
+        return batch.uri
 
-    async def close(self, timeout_s: float = 30.0) -> None:
-        """Stop the background task and write what is buffered (bounded by ``timeout_s``)."""
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Stop the background task and write what is left within ``timeout_s`` (default
+        ``MLOPS_SERVING_PREDLOG_SHUTDOWN_FLUSH_S``); what is still unwritten then is dropped
+        (``shutdown``), and the totals are logged."""
+        budget = self.settings.predlog_shutdown_flush_s if timeout_s is None else timeout_s
+        started = time.monotonic()
+        self._deadline = started + budget
+        self._stopping = True
         if self._task is not None:
-            self._stopping = True  # the task finishes the write it is doing, then stops
-            self._full.set()
+            self._full.set()  # the task finishes the flush it is doing (bounded by the deadline), then stops
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         if self.enabled:
-            started = time.monotonic()
-            try:
-                await asyncio.wait_for(self._flush_all(), timeout_s)
-            except TimeoutError:
-                log.error("prediction log: final flush did not finish in %.0fs; %d records lost",
-                          timeout_s, self._rows)
-            else:
-                log.info("prediction log flushed in %.2fs", time.monotonic() - started)
-        self._executor.shutdown(wait=False)
-
-    async def _flush_all(self) -> None:
-        for _ in range(MAX_ATTEMPTS):
-            await self.flush()
-            if not self._rows:
-                return
+            while (self._buffer or self._pending) and time.monotonic() + self._timeout <= self._deadline:
+                await self.flush()
+            self._form_batches()
+            lost = 0
+            for batch in self._pending:
+                self._drop(batch.model, REASON_SHUTDOWN, batch.rows)
+                lost += batch.rows
+            self._pending, self._rows = [], 0
+            totals = self.totals
+            reasons = ", ".join(f"{r} {n}" for r, n in sorted(totals.dropped.items()) if n) or "none"
+            log.log(
+                logging.ERROR if lost else logging.INFO,
+                "prediction log closed in %.2fs: %d records accepted, %d written, %d dropped (%s); "
+                "%d lost at shutdown",
+                time.monotonic() - started, totals.accepted, totals.written, totals.dropped_total, reasons, lost,
+                extra={"predlog_accepted": totals.accepted, "predlog_written": totals.written,
+                       "predlog_dropped": totals.dropped_total, "predlog_lost_at_shutdown": lost},
+            )
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _by_hour(chunks: list[_Chunk]) -> dict[int, list[_Chunk]]:

@@ -1,8 +1,8 @@
 """Run the app under uvicorn: ONE process, one event loop (see :mod:`mlops_serving.metrics`).
 
 uvicorn handles SIGTERM: it stops accepting connections, lets in-flight requests finish (at most
-``MLOPS_SERVING_SHUTDOWN_TIMEOUT_S``), then runs the lifespan shutdown, which flushes the
-prediction log. So a rolling update loses no accepted request.
+``MLOPS_SERVING_SHUTDOWN_TIMEOUT_S`` minus the prediction-log flush budget), then runs the
+lifespan shutdown, which flushes the prediction log within its budget. So a rolling update loses no accepted request.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def run(settings: ServingSettings) -> int:
         access_log=False,
         server_header=False,
         lifespan="on",
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_s) or 1,
+        timeout_graceful_shutdown=max(1, int(settings.request_drain_s)),
         timeout_keep_alive=30,
     )
     server = uvicorn.Server(config)

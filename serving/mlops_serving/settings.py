@@ -99,6 +99,14 @@ class ServingSettings(PlatformSettings):
     predlog_flush_rows: int = Field(
         20_000, ge=1, description="Buffered rows that trigger a write before the interval."
     )
+    predlog_write_timeout_s: float = Field(
+        5.0, gt=0, description="Longest one prediction-log write may take (a timed-out write is retried "
+        "under the same object key, then dropped and counted)."
+    )
+    predlog_shutdown_flush_s: float = Field(
+        8.0, gt=0, description="Part of MLOPS_SERVING_SHUTDOWN_TIMEOUT_S kept for the final prediction-log "
+        "flush; what is unwritten then is dropped (reason 'shutdown') and logged."
+    )
     load_retry_initial_s: float = Field(
         1.0, gt=0, description="First wait before retrying a model that could not be loaded."
     )
@@ -107,8 +115,9 @@ class ServingSettings(PlatformSettings):
     )
     shutdown_timeout_s: float = Field(
         25.0, gt=0,
-        description="How long SIGTERM waits for in-flight requests before closing connections; keep "
-        "it below the pod's terminationGracePeriodSeconds.",
+        description="The whole drain after SIGTERM: in-flight requests, then the final prediction-log "
+        "flush (MLOPS_SERVING_PREDLOG_SHUTDOWN_FLUSH_S of it); keep it below the pod's "
+        "terminationGracePeriodSeconds.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="'json' (one object a line) or 'text'.")
@@ -146,6 +155,13 @@ class ServingSettings(PlatformSettings):
                 "auth is 'api-key' but MLOPS_SERVING_API_KEYS_FILE is not set; create keys with "
                 "`mlops keys create` or set MLOPS_SERVING_AUTH=off explicitly"
             )
+        if self.predlog_sample_rate > 0 and not (
+            self.predlog_write_timeout_s <= self.predlog_shutdown_flush_s < self.shutdown_timeout_s
+        ):
+            raise ValueError(
+                "prediction-log budgets do not fit: need MLOPS_SERVING_PREDLOG_WRITE_TIMEOUT_S <= "
+                "MLOPS_SERVING_PREDLOG_SHUTDOWN_FLUSH_S < MLOPS_SERVING_SHUTDOWN_TIMEOUT_S"
+            )
         if self.load_retry_max_s < self.load_retry_initial_s:
             raise ValueError("MLOPS_SERVING_LOAD_RETRY_MAX_S must be at least MLOPS_SERVING_LOAD_RETRY_INITIAL_S")
         return self
@@ -155,6 +171,13 @@ class ServingSettings(PlatformSettings):
         if self.auth is not None:
             return self.auth
         return "off" if self.embedded else "api-key"
+
+    @property
+    def request_drain_s(self) -> float:
+        """How long SIGTERM waits for in-flight requests: the drain minus the prediction-log flush."""
+        if self.predlog_sample_rate > 0:
+            return self.shutdown_timeout_s - self.predlog_shutdown_flush_s
+        return self.shutdown_timeout_s
 
     @property
     def default_model(self) -> str:

@@ -111,7 +111,13 @@ def test_invalid_rows_are_counted_rejected_or_fail_the_job(
                            output_uri=str(tmp_path / "out"), id_column="id", chunk_rows=64)
     result = run_batch(settings, request, registry=registry)
     assert (result.rows_read, result.rows_predicted, result.rows_rejected) == (200, 197, 3)
-    rejects = pd.read_parquet(tmp_path / "out" / "rejects-00001-of-00001.parquet")
+    # rejects beside the output, not in it: a read of the output folder gets exactly the scored rows
+    scored = pd.read_parquet(tmp_path / "out")
+    assert len(scored) == 197 and scored["prediction"].notna().all()
+    assert sorted(scored["id"]) == sorted(set(frame["id"]) - {"row-4-000003", "row-4-000007", "row-4-000009"})
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["part-00001-of-00001.parquet"]
+    rejects = pd.read_parquet(tmp_path / "out.rejects")
+    assert sorted(p.name for p in (tmp_path / "out.rejects").iterdir()) == ["rejects-00001-of-00001.parquet"]
     assert rejects["id"].tolist() == ["row-4-000003", "row-4-000007", "row-4-000009"]
     assert rejects["alcohol"][0] == "twelve"
     assert rejects["reject_reason"].tolist() == [
@@ -190,7 +196,7 @@ def test_a_killed_run_commits_nothing(trained_store: EmbeddedStore, tmp_path: Pa
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    assert not list(output.glob("part-*")) and not list(output.glob("rejects-*"))
+    assert not list(output.glob("part-*")) and not list(output.parent.glob(f"{output.name}.rejects/*"))
     assert pd.read_parquet(output).empty if list(output.glob("*.parquet")) else True  # readers see no rows
 
 
@@ -232,8 +238,9 @@ def test_s3_input_output_and_pushed_metrics(trained_store: EmbeddedStore, s3: An
             for k in keys if k.startswith("out/part-")
         )
         assert sorted(scored["id"]) == sorted([*good["id"], *bad["id"][1:]])
-        rejects = [k for k in keys if k.startswith("out/rejects-")]
-        assert len(rejects) == 1
+        assert not [k for k in keys if "rejects" in k]  # beside the output, not in it
+        rejects = [o["Key"] for o in client.list_objects_v2(Bucket="batch", Prefix="out.rejects/")["Contents"]]
+        assert len(rejects) == 1 and rejects[0].startswith("out.rejects/rejects-")
 
         metrics = gateway.metrics_text()
         assert 'mlops_batch_rows{instance="",job="mlops-batch-predict",model="wine-classifier",' in metrics

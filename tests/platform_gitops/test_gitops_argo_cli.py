@@ -120,7 +120,8 @@ def test_batch_summary_checks_every_shard(tmp_path: Path, capsys: pytest.Capture
     assert main(["workflow", "batch-summary", "--output", str(out)]) == 2
     assert "2/2" in capsys.readouterr().err
     pd.DataFrame({"prediction": [4]}).to_parquet(out / "part-00002-of-00002.parquet")
-    pd.DataFrame({"x": [0]}).to_parquet(out / "rejects-00002-of-00002.parquet")
+    (tmp_path / "out.rejects").mkdir()
+    pd.DataFrame({"x": [0]}).to_parquet(tmp_path / "out.rejects" / "rejects-00002-of-00002.parquet")
     assert main(["workflow", "batch-summary", "--output", str(out), "--shards", "2"]) == 0
     assert "4 rows predicted, 1 rows rejected" in capsys.readouterr().out
 

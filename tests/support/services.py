@@ -10,6 +10,7 @@ A missing binary skips the test, or fails it when ``MLOPS_REQUIRE_INTEGRATION=1`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import importlib.util
 import json
@@ -430,6 +431,7 @@ class S3:
     access_key: str
     secret_key: str
     region: str = "us-east-1"
+    pid: int | None = None  # the ``weed`` process, for fault injection (SIGSTOP/SIGCONT)
 
     def client(self, **config: Any) -> Any:
         """A boto3 S3 client (path-style addressing) for this endpoint; ``config`` goes to botocore."""
@@ -556,7 +558,7 @@ def seaweedfs_s3(workdir: Path) -> Iterator[S3]:
         # The filer's graceful gRPC stop waits 15 s for its subscribers; the data is throwaway anyway.
         with _managed(proc, grace=1):
             _wait_for_s3(s3, proc, log, timeout=60)
-            yield s3
+            yield dataclasses.replace(s3, pid=proc.pid)
     finally:
         # weed also listens on /tmp/seaweedfs-<component>-grpc-<port>.sock and a SIGKILL leaves them.
         for port in ports.values():

@@ -107,7 +107,10 @@ def _cmd_batch_summary(args: argparse.Namespace) -> int:
     from mlops_platform.storage import list_uris
 
     settings = load_settings(PlatformSettings)
-    uris = list_uris(args.output, settings)
+    from mlops_workflows.batch.output import rejects_folder
+
+    # the parts are in the output folder, the rejects beside it (<output>.rejects)
+    uris = list_uris(args.output, settings) + list_uris(rejects_folder(args.output), settings)
     count, done, problems = summarize_parts(uris)
     if args.shards is not None and count and count != args.shards:
         problems.append(f"expected {args.shards} shards, the output has {count}")

@@ -26,6 +26,8 @@ _BODY: dict[str, Any] = {
                               "description": "Rows as objects keyed by feature name."},
                 "probabilities": {"type": "boolean", "default": False},
             },
+            "description": "Exactly one of `features` and `instances` (400 otherwise).",
+            "oneOf": [{"required": ["features"]}, {"required": ["instances"]}],
         }}},
     }
 }

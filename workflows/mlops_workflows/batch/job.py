@@ -8,7 +8,8 @@ memory stays bounded whatever the input size.
 A row matches the model signature when every feature is a finite number; the model is loaded
 exactly as the model server loads it (:func:`mlops_serving.runtime.load_model`: signature
 feature order, the same predict path). Other rows are counted and, with ``--invalid-rows
-reject`` (the default), written to ``rejects-<shard>.parquet`` beside the output with the reason;
+reject`` (the default), written with the reason to ``<output>.rejects/rejects-<shard>.parquet``,
+beside the output folder and not in it (a reader of the output gets only scored rows);
 ``--invalid-rows fail`` fails the job.
 
 Output: ``<output>/part-<i>-of-<n>.parquet`` with the id column (if given), ``prediction``,

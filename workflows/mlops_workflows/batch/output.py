@@ -2,11 +2,13 @@
 
 Layout of an output folder (or ``s3://`` prefix)::
 
-    <output>/part-00001-of-00004.parquet      predictions of shard 1 of 4 (committed)
-    <output>/rejects-00001-of-00004.parquet   rows of shard 1 that did not match the signature
-    <output>/_temporary/<token>/...           files of a run in progress (or of a killed one)
+    <output>/part-00001-of-00004.parquet              predictions of shard 1 of 4 (committed)
+    <output>/_temporary/<token>/...                   files of a run in progress (or of a killed one)
+    <output>.rejects/rejects-00001-of-00004.parquet   rows of shard 1 that did not match the signature
 
-Readers (pandas, Arrow datasets, Spark) skip names that start with ``_``, so a staged file is
+The rejects sit BESIDE the output, in the sibling folder ``<output>.rejects``, never in it: a
+reader of the output folder (``pandas.read_parquet(<output>)``, Spark) gets exactly the scored
+rows. Readers (pandas, Arrow datasets, Spark) skip names that start with ``_``, so a staged file is
 never read as output. Commit is a rename on a local disk and a server-side copy plus delete on
 S3: a part file exists only once it is complete. A killed run leaves its ``_temporary/<token>``
 folder behind (on S3 an unfinished multipart upload, which a bucket lifecycle rule
@@ -32,6 +34,14 @@ log = logging.getLogger(__name__)
 TEMPORARY = "_temporary"
 
 
+REJECTS_SUFFIX = ".rejects"
+
+
+def rejects_folder(output_folder: str) -> str:
+    """The folder beside ``output_folder`` that holds its rejects files."""
+    return output_folder.rstrip("/") + REJECTS_SUFFIX
+
+
 @dataclass(frozen=True)
 class OutputPaths:
     """Where one shard's files go, as filesystem paths (``bucket/key`` on S3) and as URIs."""
@@ -46,13 +56,19 @@ class OutputPaths:
     @classmethod
     def plan(cls, output_uri: str, shard: Shard, settings: PlatformSettings) -> OutputPaths:
         fs, folder = filesystem(output_uri, settings)
+        folder = folder.rstrip("/")
+        if is_s3(output_uri) and "/" not in folder:
+            raise InvalidInputError(
+                f"{output_uri}: the output must be a prefix inside the bucket (e.g. s3://{folder}/scores), "
+                "so that its rejects can sit beside it"
+            )
         suffix = f"{shard.index:05d}-of-{shard.count:05d}.parquet"
         return cls(
             fs=fs,
             s3=is_s3(output_uri),
             folder=folder,
             part=f"{folder}/part-{suffix}",
-            rejects=f"{folder}/rejects-{suffix}",
+            rejects=f"{rejects_folder(folder)}/rejects-{suffix}",
             staging=f"{folder}/{TEMPORARY}/{uuid.uuid4().hex}",
         )
 
@@ -96,6 +112,7 @@ class StagedParquet:
 def commit(paths: OutputPaths, staged: str, final: str, settings: PlatformSettings) -> None:
     """Make ``staged`` visible as ``final`` in one step (replacing an existing ``final``)."""
     if not paths.s3:
+        os.makedirs(os.path.dirname(final), exist_ok=True)
         os.replace(staged, final)
         return
     from botocore.exceptions import BotoCoreError, ClientError

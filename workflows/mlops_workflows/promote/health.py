@@ -80,7 +80,8 @@ def _selector(env: str, model: str, version: int, extra: str = "") -> str:
 
 def queries(env: str, model: str, version: int, window: str) -> tuple[str, str]:
     """PromQL for the requests and the 5xx answers of one version in one environment over ``window``."""
-    total = f"sum(increase({_selector(env, model, version)}[{window}]))"
+    answered = f'{mn.LABEL_CODE}!="{mn.CODE_CLIENT_CLOSED}"'  # a client that went away is no answer
+    total = f"sum(increase({_selector(env, model, version, answered)}[{window}]))"
     server_errors = mn.LABEL_CODE + '=~"5.."'
     errors = f"sum(increase({_selector(env, model, version, server_errors)}[{window}]))"
     return total, errors
