@@ -96,6 +96,8 @@ def parse_csv(body: bytes, model: LoadedModel) -> Matrix:
         raise BadRequestError(f"malformed CSV: {_first_line(exc)}", field="body") from exc
     except (ValueError, OverflowError) as exc:  # a cell that is not a number
         raise _not_a_number(text, names) from exc
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas took the extra leading fields for an index
+        raise BadRequestError("malformed CSV: the first data row has more fields than the header", field="body")
     if frame.empty:
         raise InvalidInputError("csv: empty batch; send at least one data row", field="body")
     matrix = frame[names].to_numpy(dtype=np.float64)
