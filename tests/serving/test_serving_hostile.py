@@ -63,6 +63,10 @@ def _v2(data: str, shape: Any = (1, 13), datatype: Any = "FP64", name: str = "in
 
 
 def _v2_row(value: str, datatype: str = "FP64") -> str:
+    if datatype.startswith("INT"):  # integral cells around the hostile one
+        cells = [str(round(v)) for v in ROW]
+        cells[0] = value
+        return _v2("[" + ",".join(cells) + "]", datatype=datatype)
     return _v2(_row(value), datatype=datatype)
 
 
@@ -188,7 +192,7 @@ HOSTILE: list[tuple[Any, ...]] = [
      "repeated feature(s)"),
     ("csv-100000-columns", "/invocations", "text/csv", _wide_csv(100_000), 422, "unknown feature(s)"),
     ("csv-huge-number", "/invocations", "text/csv", ",".join(FEATURES) + "\n" + ",".join([HUGE] * 13) + "\n", 422,
-     "out of range"),
+     "csv row 1 column alcohol: Infinity is not allowed"),
     ("csv-nan-text", "/invocations", "text/csv", ",".join(FEATURES) + "\n" + ",".join(["nan"] * 13) + "\n", 422,
      "NaN is not allowed"),
     ("csv-header-only", "/invocations", "text/csv", ",".join(FEATURES) + "\n", 422, "empty batch"),
