@@ -172,7 +172,8 @@ HOSTILE: list[tuple[Any, ...]] = [
      "20000 rows in one request"),
     ("features-1e6-empty-rows", "/predict", J, '{"features":[' + ",".join(["[]"] * 1_000_000) + "]}", 422,
      "features[0]"),
-    ("v2-1e6-values", V2, J, _v2("[" + ",".join(["0"] * 1_000_000) + "]", shape=[1_000_000]), 422, "missing feature(s)"),
+    ("v2-1e6-values", V2, J, _v2("[" + ",".join(["0"] * 1_000_000) + "]", shape=[1_000_000]), 422,
+     "missing feature(s)"),
     ("v2-1e6-values-13-cols", V2, J, _v2("[" + ",".join(["0"] * 999_999) + "]", shape=[76923, 13]), 413,
      "rows in one request"),
     ("v2-5e4-tensors", V2, J, '{"inputs":[' + ",".join(

@@ -142,8 +142,8 @@ def _tensor(tensor: Any, where: str, binary: bytes, offset: int) -> tuple[str, n
                                 f"got {_short(shape)}", field=f"{where}.shape")
     if not isinstance(datatype, str) or (datatype != BYTES and datatype not in NUMERIC_DTYPES):
         raise InvalidInputError(
-            f"{where}.datatype: {_short(datatype)} is not supported; use FP32, FP64, INT64 (or another numeric type) or "
-            "BYTES", field=f"{where}.datatype",
+            f"{where}.datatype: {_short(datatype)} is not supported; use FP32, FP64, INT64 (or another numeric "
+            "type) or BYTES", field=f"{where}.datatype",
         )
     count = math.prod(shape)
     params = tensor.get("parameters") or {}

@@ -9,7 +9,15 @@ from mlops_serving import __version__
 from mlops_serving.context import current
 from mlops_serving.errors import ModelNotFoundError, ModelNotReadyError
 from mlops_serving.protocols import v2
-from mlops_serving.routes.deps import SECURITY, DataPlaneDep, PrincipalDep, dataplane_of, parse_body, principal_of, read_body
+from mlops_serving.routes.deps import (
+    SECURITY,
+    DataPlaneDep,
+    PrincipalDep,
+    dataplane_of,
+    parse_body,
+    principal_of,
+    read_body,
+)
 from mlops_serving.runtime import LoadedModel
 
 router = APIRouter(prefix="/v2", tags=["v2"])
