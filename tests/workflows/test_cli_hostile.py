@@ -15,7 +15,7 @@ from mlops_workflows.promote.release import pinned_version
 
 
 def _files(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*")}
+    return set(root.rglob("*"))
 
 
 def _run(argv: list[str], workdir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
