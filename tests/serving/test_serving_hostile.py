@@ -20,6 +20,7 @@ J = "application/json"
 BIG = "9" * 400  # beyond float64: int-to-float overflow
 HUGE = "9" * 5000  # beyond Python's int-to-string limit (4,300 digits)
 BODY_LIMIT = 4 * 1024 * 1024
+VOLUME = "more values or rows than 10000 rows of 13 features need"
 
 HOSTILE_SETTINGS = {
     "MLOPS_SERVING_MODELS": f"{WINE}:1,{CANCER}@staging",
@@ -160,33 +161,39 @@ HOSTILE: list[tuple[Any, ...]] = [
     ("v2-outputs-name-object", V2, J, _v2(_row("1"))[:-1] + ',"outputs":[{"name":{}}]}', 422, "outputs[0].name"),
     ("v2-header-length-huge", V2, J, _v2(_row("1")), 400, "Inference-Header-Content-Length"),
     # deep nesting
-    ("nested-100000", "/predict", J, '{"features":' + "[" * 100_000 + "]" * 100_000 + "}", 400, "nested too deeply"),
-    ("nested-objects-100000", "/invocations", J, '{"inputs":' + '{"a":' * 100_000 + "1" + "}" * 100_000 + "}", 400,
+    ("nested-100000", "/predict", J, '{"features":' + "[" * 100_000 + "]" * 100_000 + "}", 413, VOLUME),
+    ("nested-objects-100000", "/invocations", J, '{"inputs":' + '{"a":' * 100_000 + "1" + "}" * 100_000 + "}", 413,
+     VOLUME),
+    ("nested-5000", "/predict", J, '{"features":' + "[" * 5_000 + "]" * 5_000 + "}" + " " * 65536, 400,
+     "nested too deeply"),
+    ("nested-objects-5000", "/invocations", J, '{"inputs":' + '{"a":' * 5_000 + "1" + "}" * 5_000 + "}", 400,
+     "nested too deeply"),
+    ("nested-objects-2000", "/invocations", J, '{"inputs":' + '{"a":' * 2_000 + "1" + "}" * 2_000 + "}", 400,
      "nested too deeply"),
     ("nested-500-features", "/predict", J, '{"features":' + "[" * 500 + "1" + "]" * 500 + "}", 422, "features[0]"),
     ("nested-500-v2", V2, J, _v2("[" * 500 + "1" + "]" * 500, shape=[1, 1]), 422, "columns"),
-    # 10^5 - 10^6 elements inside the body limit
-    ("features-1e6-cells-one-row", "/predict", J, '{"features":[[' + ",".join(["0"] * 1_000_000) + "]]}", 422,
-     "got 1000000 values"),
-    ("features-1e5-rows", "/predict", J, '{"features":[' + ",".join([_row("1")] * 20_000) + "]}", 413,
-     "20000 rows in one request"),
-    ("features-1e6-empty-rows", "/predict", J, '{"features":[' + ",".join(["[]"] * 1_000_000) + "]}", 422,
-     "features[0]"),
-    ("v2-1e6-values", V2, J, _v2("[" + ",".join(["0"] * 1_000_000) + "]", shape=[1_000_000]), 422,
-     "missing feature(s)"),
-    ("v2-1e6-values-13-cols", V2, J, _v2("[" + ",".join(["0"] * 999_999) + "]", shape=[76923, 13]), 413,
-     "rows in one request"),
+    # 10^5 - 10^6 elements inside the body limit: refused by a linear count before any parsing when they
+    # hold more values than 10,000 rows (MLOPS_SERVING_MAX_ROWS) can need, else parsed off the event loop
+    ("features-1e6-cells-one-row", "/predict", J, '{"features":[[' + ",".join(["0"] * 1_000_000) + "]]}", 413,
+     VOLUME),
+    ("features-1e6-empty-rows", "/predict", J, '{"features":[' + ",".join(["[]"] * 1_000_000) + "]}", 413, VOLUME),
+    ("strings-1e6", "/predict", J, '{"features":[[' + ",".join(['"a"'] * 1_000_000) + "]]}", 413, VOLUME),
+    ("v2-1e6-values", V2, J, _v2("[" + ",".join(["0"] * 1_000_000) + "]", shape=[1_000_000]), 413, VOLUME),
     ("v2-5e4-tensors", V2, J, '{"inputs":[' + ",".join(
-        f'{{"name":"t{k}","shape":[1],"datatype":"FP64","data":[1]}}' for k in range(50_000)) + "]}", 422,
-     "unknown feature(s)"),
+        f'{{"name":"t{k}","shape":[1],"datatype":"FP64","data":[1]}}' for k in range(50_000)) + "]}", 413, VOLUME),
     ("mlflow-inputs-1e5-columns", "/invocations", J,
-     '{"inputs":{' + ",".join(f'"c{k}":[1]' for k in range(100_000)) + "}}", 422, "unknown feature(s)"),
+     '{"inputs":{' + ",".join(f'"c{k}":[1]' for k in range(100_000)) + "}}", 413, VOLUME),
+    ("features-20000-rows", "/predict", J, '{"features":[' + ",".join([_row("1")] * 20_000) + "]}", 413,
+     "20000 rows in one request"),
+    ("features-10000-rows-nan-last", "/predict", J,
+     '{"features":[' + ",".join([_row("1")] * 9_999 + [_row("NaN")]) + "]}", 422, "features[9999][0]"),
+    ("v2-130000-values-13-cols", V2, J, _v2("[" + ",".join(["0"] * 129_987 + ["1e39"] * 13) + "]", shape=[10_000, 13]),
+     422, "row 9999 column 0 (alcohol): 1e+39 is out of range"),
     ("instances-1e5-keys", "/predict", J, '{"instances":[{' + ",".join(f'"c{k}":1' for k in range(100_000)) + "}]}",
      422, "unknown feature(s)"),
     ("split-1e5-columns", "/invocations", J,
      '{"dataframe_split":{"columns":[' + ",".join(f'"c{k}"' for k in range(100_000)) + '],"data":[[1]]}}', 422,
      "unknown feature(s)"),
-    ("strings-1e6", "/predict", J, '{"features":[[' + ",".join(['"a"'] * 1_000_000) + "]]}", 422, "got 1000000"),
     # wide CSVs
     ("csv-16000-columns", "/invocations", "text/csv", _wide_csv(16_000), 422, "unknown feature(s)"),
     ("csv-16000-columns-repeated", "/invocations", "text/csv", ",".join(["alcohol"] * 16_000) + "\n1\n", 422,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mlops_serving.errors import BadRequestError, InvalidInputError, UnsupportedMediaTypeError
+from mlops_serving.errors import BadRequestError, InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 Matrix = npt.NDArray[np.float64]
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -42,6 +42,22 @@ def media_type(content_type: str | None, allowed: Sequence[str]) -> str:
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
             raise UnsupportedMediaTypeError(f"unsupported charset {value.strip()!r}; only utf-8", field="Content-Type")
     return main
+
+
+def check_volume(body: bytes, max_rows: int, width: int) -> None:
+    """413 before any parsing when ``body`` holds more values or rows than ``max_rows`` rows of
+    ``width`` features can need: it counts separators (``,`` and newlines) and containers (``[``,
+    ``{``), a few milliseconds of C for the largest body, where decoding a million empty lists
+    or strings would hold the GIL for a second. The bounds are generous (field names, nesting)."""
+    values = body.count(b",") + body.count(b"\n")
+    containers = body.count(b"[") + body.count(b"{")
+    most_values = 2 * max_rows * (width + 1) + 1024
+    most_containers = 2 * max_rows + 1024
+    if values > most_values or containers > most_containers:
+        raise PayloadTooLargeError(
+            f"the body holds more values or rows than {max_rows} rows of {width} features need "
+            f"(MLOPS_SERVING_MAX_ROWS={max_rows})", field="body",
+        )
 
 
 def _float(text: str) -> float:

@@ -19,7 +19,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from mlops_serving.auth import Principal
 from mlops_serving.dataplane import DataPlane
 from mlops_serving.errors import PayloadTooLargeError
-from mlops_serving.protocols.tabular import LARGE_BODY
+from mlops_serving.protocols.tabular import LARGE_BODY, check_volume
 
 T = TypeVar("T")
 
@@ -86,10 +86,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def parse_body(body: bytes, parse: Callable[..., T], *args: Any) -> T:
-    """``parse(body, *args)``: inline for a small body (no thread hop on the hot path), in a worker
-    thread from :data:`~mlops_serving.protocols.tabular.LARGE_BODY` bytes on, so that parsing and
-    validating a big (or hostile) body never holds up the other requests on the event loop."""
+async def parse_body(body: bytes, max_rows: int, width: int, parse: Callable[..., T], *args: Any) -> T:
+    """``parse(body, *args)``: inline for a small body (no thread hop on the hot path); from
+    :data:`~mlops_serving.protocols.tabular.LARGE_BODY` bytes on, first a bound on the values it
+    holds (``max_rows`` rows of ``width`` features) and then in a worker thread, so that parsing
+    and validating a big (or hostile) body never holds up the other requests on the event loop."""
     if len(body) < LARGE_BODY:
         return parse(body, *args)
+    check_volume(body, max_rows, width)
     return await asyncio.to_thread(parse, body, *args)
