@@ -28,6 +28,7 @@ from mlops_serving.protocols.tabular import (
     check_names,
     columns_to_matrix,
     decode_json,
+    describe_features,
     frame_to_matrix,
     media_type,
     records_to_matrix,
@@ -85,6 +86,11 @@ def parse_csv(body: bytes, model: LoadedModel) -> Matrix:
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"CSV body is not UTF-8: {exc.reason} at byte {exc.start}", field="body") from exc
     names = model.feature_names
+    end = text.find("\n")
+    fields = text.count(",", 0, end if end >= 0 else len(text)) + 1
+    if fields > 2 * len(names) + 64:  # no need to split a header of 100,000 names to refuse it
+        raise InvalidInputError(f"csv header: {fields} columns; the model expects {describe_features(names)}",
+                                field="csv header")
     try:  # the header first, with the csv module: a body of 100,000 columns never reaches pandas
         header = next(csv.reader(io.StringIO(text)), [])
     except csv.Error as exc:
