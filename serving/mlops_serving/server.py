@@ -3,12 +3,60 @@
 uvicorn handles SIGTERM: it stops accepting connections, lets in-flight requests finish (at most
 ``MLOPS_SERVING_SHUTDOWN_TIMEOUT_S`` minus the prediction-log flush budget), then runs the
 lifespan shutdown, which flushes the prediction log within its budget. So a rolling update loses no accepted request.
+
+Connections are bounded in time: a client has ``MLOPS_SERVING_HEADER_TIMEOUT_S`` to send a
+request's headers (from the accept, and from the first byte of each later request on the
+connection), and a keep-alive connection idle for ``MLOPS_SERVING_IDLE_TIMEOUT_S`` between
+requests is closed; so silent or trickling sockets cannot pile up until file descriptors run out.
 """
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from mlops_serving import logs
 from mlops_serving.settings import ServingSettings
+
+
+def http_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol plus a header-read deadline (uvicorn has none of its own)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HeaderTimeoutProtocol(HttpToolsProtocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(header_timeout_s, self._header_deadline)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _header_deadline(self) -> None:
+            self._header_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderTimeoutProtocol
 
 
 def run(settings: ServingSettings) -> int:
@@ -26,7 +74,8 @@ def run(settings: ServingSettings) -> int:
         server_header=False,
         lifespan="on",
         timeout_graceful_shutdown=max(1, int(settings.request_drain_s)),
-        timeout_keep_alive=30,
+        timeout_keep_alive=max(1, round(settings.idle_timeout_s)),
+        http=http_protocol(settings.header_timeout_s),
     )
     server = uvicorn.Server(config)
     server.run()

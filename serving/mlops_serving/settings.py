@@ -119,6 +119,15 @@ class ServingSettings(PlatformSettings):
         "flush (MLOPS_SERVING_PREDLOG_SHUTDOWN_FLUSH_S of it); keep it below the pod's "
         "terminationGracePeriodSeconds.",
     )
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=3600,
+        description="How long a client may take to send a request's headers, from the connection's accept "
+        "(and from the first byte of each later request on it); the connection is closed after it.",
+    )
+    idle_timeout_s: float = Field(
+        30.0, ge=1, le=3600,
+        description="How long a keep-alive connection may stay idle between requests before it is closed.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="'json' (one object a line) or 'text'.")
     access_log: bool = Field(

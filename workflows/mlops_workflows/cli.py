@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops_platform.errors import GateFailedError, MlopsError
+from mlops_platform.errors import GateFailedError, InvalidInputError, MlopsError
 from mlops_platform.settings import PlatformSettings, load_settings
 
 if TYPE_CHECKING:
@@ -140,8 +140,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bad_input(exc: BaseException) -> str | None:
+    """The one-line message of an error that means hostile or broken input (exit 2), else None.
+
+    Files that are folders or not UTF-8, and NUL bytes (which no path or Git argument may hold),
+    reach here from wherever a command reads its input; they are the caller's to fix, not a crash."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"input is not UTF-8 text ({exc.reason} at byte {exc.start})"
+    if isinstance(exc, IsADirectoryError):
+        return f"{exc.filename or 'a path'} is a folder; expected a file"
+    if isinstance(exc, NotADirectoryError):
+        return f"{exc.filename or 'a path'}: a parent of it is not a folder"
+    if isinstance(exc, ValueError) and "null byte" in str(exc):
+        return "an argument or file name contains a NUL byte"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    for position, arg in enumerate(given, 1):
+        if "\x00" in arg:
+            print(f"error: argument {position} contains a NUL byte", file=sys.stderr)
+            return InvalidInputError.exit_code
+    args = build_parser().parse_args(given)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -154,6 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlopsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except (UnicodeDecodeError, OSError, ValueError) as exc:
+        message = _bad_input(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return InvalidInputError.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

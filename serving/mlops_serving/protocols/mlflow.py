@@ -14,19 +14,21 @@ columns are rejected (422) rather than ignored, so a renamed feature cannot go u
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from typing import Any
 
 import numpy as np
 
-from mlops_serving.errors import BadRequestError, InvalidInputError
+from mlops_serving.errors import BadRequestError, InvalidInputError, ServingError
 from mlops_serving.protocols.tabular import (
     Matrix,
     check_finite,
     check_names,
     columns_to_matrix,
     decode_json,
+    describe_features,
     frame_to_matrix,
     media_type,
     records_to_matrix,
@@ -80,20 +82,50 @@ def parse_csv(body: bytes, model: LoadedModel) -> Matrix:
     if not body.strip():
         raise InvalidInputError("CSV body is empty; send a header row of feature names and data rows", field="body")
     try:
-        frame = pd.read_csv(io.BytesIO(body), encoding="utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadRequestError(f"CSV body is not UTF-8: {exc.reason}", field="body") from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise BadRequestError(f"malformed CSV: {str(exc).strip()}", field="body") from exc
+        raise BadRequestError(f"CSV body is not UTF-8: {exc.reason} at byte {exc.start}", field="body") from exc
     names = model.feature_names
-    check_names([str(c) for c in frame.columns], names, "csv header")
+    end = text.find("\n")
+    fields = text.count(",", 0, end if end >= 0 else len(text)) + 1
+    if fields > 2 * len(names) + 64:  # no need to split a header of 100,000 names to refuse it
+        raise InvalidInputError(f"csv header: {fields} columns; the model expects {describe_features(names)}",
+                                field="csv header")
+    try:  # the header first, with the csv module: a body of 100,000 columns never reaches pandas
+        header = next(csv.reader(io.StringIO(text)), [])
+    except csv.Error as exc:
+        raise BadRequestError(f"malformed CSV header: {exc}", field="body") from exc
+    check_names(header, names, "csv header")
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=np.float64)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise BadRequestError(f"malformed CSV: {_first_line(exc)}", field="body") from exc
+    except (ValueError, OverflowError) as exc:  # a cell that is not a number
+        raise _not_a_number(text, names) from exc
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas took the extra leading fields for an index
+        raise BadRequestError("malformed CSV: the first data row has more fields than the header", field="body")
     if frame.empty:
         raise InvalidInputError("csv: empty batch; send at least one data row", field="body")
-    for name in names:
-        if not (pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name])):
-            raise InvalidInputError(f"csv column {name}: expected numbers, got {frame[name].dtype}", field=name)
     matrix = frame[names].to_numpy(dtype=np.float64)
     return check_finite(matrix, names, "csv", lambda i, j: f"csv row {i + 1} column {names[j]}")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _not_a_number(text: str, names: list[str]) -> ServingError:
+    """422 naming the first cell that is not a number (pandas does not say where)."""
+    for row, record in enumerate(csv.DictReader(io.StringIO(text))):
+        for name in names:
+            value = record.get(name) or ""
+            try:
+                float(value)
+            except ValueError:
+                return InvalidInputError(f"csv column {name}: expected numbers, got {value[:40]!r} in row {row + 1}",
+                                         field=name)
+    return BadRequestError("malformed CSV: a value is not a number", field="body")
 
 
 def render(prediction: Prediction) -> bytes:

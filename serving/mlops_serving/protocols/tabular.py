@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from mlops_serving.errors import BadRequestError, InvalidInputError, UnsupportedMediaTypeError
+from mlops_serving.errors import BadRequestError, InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 Matrix = npt.NDArray[np.float64]
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+LARGE_BODY = 64 * 1024
+"""Bodies from this size on are parsed off the event loop, in steps that let it run (see :func:`decode_json`)."""
+_CHUNK_ROWS = 2048  # rows converted to numpy per C call: a bounded hold of the GIL per step
 
 
 def media_type(content_type: str | None, allowed: Sequence[str]) -> str:
@@ -39,19 +44,78 @@ def media_type(content_type: str | None, allowed: Sequence[str]) -> str:
     return main
 
 
+def check_volume(body: bytes, max_rows: int, width: int) -> None:
+    """413 before any parsing when ``body`` holds more values or rows than ``max_rows`` rows of
+    ``width`` features can need: it counts separators (``,`` and newlines) and containers (``[``,
+    ``{``), a few milliseconds of C for the largest body, where decoding a million empty lists
+    or strings would hold the GIL for a second. The bounds are generous (field names, nesting)."""
+    values = body.count(b",") + body.count(b"\n")
+    containers = body.count(b"[") + body.count(b"{")
+    most_values = 2 * max_rows * (width + 1) + 1024
+    most_containers = 2 * max_rows + 1024
+    if values > most_values or containers > most_containers:
+        raise PayloadTooLargeError(
+            f"the body holds more values or rows than {max_rows} rows of {width} features need "
+            f"(MLOPS_SERVING_MAX_ROWS={max_rows})", field="body",
+        )
+
+
+def _float(text: str) -> float:
+    return float(text)
+
+
+def _int(text: str) -> int:
+    return int(text)
+
+
 def decode_json(body: bytes) -> Any:
+    """The JSON document of ``body`` (UTF-8 only, as RFC 8259 requires), else 400 naming the problem.
+
+    A large body is decoded with Python-level number hooks: the decoder then runs bytecode between
+    numbers, so a second thread (the event loop, when this runs in a worker) gets the GIL every
+    switch interval instead of waiting for the whole document."""
     if not body:
         raise BadRequestError("empty request body; expected a JSON object", field="body")
     try:
-        return json.loads(body)
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"request body is not UTF-8: {exc.reason} at byte {exc.start}", field="body") from exc
+    try:
+        if len(body) >= LARGE_BODY:
+            return json.loads(text, parse_float=_float, parse_int=_int)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadRequestError(
             f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body"
         ) from exc
     except RecursionError as exc:
         raise BadRequestError("malformed JSON: nested too deeply", field="body") from exc
+    except ValueError as exc:  # Python's int-to-string limit: an integer with thousands of digits
+        raise BadRequestError(
+            f"malformed JSON: a number has too many digits (at most {sys.get_int_max_str_digits()})", field="body"
+        ) from exc
+
+
+def to_array(values: list[Any], dtype: Any = None) -> npt.NDArray[Any]:
+    """``np.asarray(values, dtype)`` in steps of a few thousand items, so one big request does not
+    hold the GIL (and so the event loop) for the whole conversion."""
+    if len(values) <= _CHUNK_ROWS:
+        return np.asarray(values, dtype=dtype)
+    parts = [np.asarray(values[k:k + _CHUNK_ROWS], dtype=dtype) for k in range(0, len(values), _CHUNK_ROWS)]
+    if len({(p.dtype, p.shape[1:]) for p in parts}) != 1:
+        return np.asarray(values, dtype=dtype)  # ragged or mixed: let numpy decide (and refuse) as a whole
+    return np.concatenate(parts)
+
+
+def out_of_range(rows: Sequence[Sequence[Any]], where: Any) -> InvalidInputError:
+    """The 422 of the first integer beyond float range (numpy raised OverflowError converting ``rows``)."""
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            if isinstance(value, int) and abs(value) > FLOAT32_MAX:
+                name = where(i, j)
+                return InvalidInputError(f"{name}: an integer of {len(str(abs(value)))} digits is out of range "
+                                         f"(|x| <= {FLOAT32_MAX:g})", field=name)
+    return InvalidInputError("a number is out of range", field="body")  # pragma: no cover - numpy said so
 
 
 def require_object(payload: Any, what: str) -> dict[str, Any]:
@@ -97,8 +161,8 @@ def rows_to_matrix(rows: Any, names: Sequence[str], field: str, maybe_bool: bool
         raise InvalidInputError(f"{field}: empty batch; send at least one row", field=field)
     if not maybe_bool:
         try:
-            array = np.asarray(rows)
-        except (ValueError, TypeError):
+            array = to_array(rows)
+        except (ValueError, TypeError, OverflowError):
             array = None
         if array is not None and array.ndim == 2 and array.dtype.kind in "fiu" and array.shape[1] == len(names):
             return check_finite(array.astype(np.float64, copy=False), names, field)
@@ -119,9 +183,9 @@ def rows_to_matrix(rows: Any, names: Sequence[str], field: str, maybe_bool: bool
                     field=f"{field}[{i}][{j}]",
                 )
     try:
-        array = np.asarray(rows, dtype=np.float64)
-    except OverflowError as exc:  # pragma: no cover - ints beyond float range
-        raise InvalidInputError(f"{field}: a number is out of range", field=field) from exc
+        array = to_array(rows, np.float64)
+    except OverflowError as exc:  # integers beyond float range
+        raise out_of_range(rows, lambda i, j: f"{field}[{i}][{j}] ({names[j]})") from exc
     return check_finite(array, names, field)
 
 
@@ -183,8 +247,8 @@ def _named_rows(rows: list[list[Any]], names: Sequence[str], field: str, maybe_b
                 where: Any) -> Matrix:
     if not maybe_bool:
         try:
-            array = np.asarray(rows)
-        except (ValueError, TypeError):
+            array = to_array(rows)
+        except (ValueError, TypeError, OverflowError):
             array = None
         if array is not None and array.ndim == 2 and array.dtype.kind in "fiu":
             return check_finite(array.astype(np.float64, copy=False), names, field, where)
@@ -192,24 +256,38 @@ def _named_rows(rows: list[list[Any]], names: Sequence[str], field: str, maybe_b
         for j, value in enumerate(row):
             if not _is_number(value):
                 raise InvalidInputError(f"{where(i, j)}: expected a number, got {_kind(value)}", field=where(i, j))
-    return check_finite(np.asarray(rows, dtype=np.float64), names, field, where)
+    try:
+        matrix = to_array(rows, np.float64)
+    except OverflowError as exc:  # integers beyond float range
+        raise out_of_range(rows, where) from exc
+    return check_finite(matrix, names, field, where)
 
 
 def check_names(given: Sequence[str], names: Sequence[str], field: str) -> None:
-    """Same feature names as the signature (any order), else 422 naming the missing and unknown ones."""
-    missing = [n for n in names if n not in given]
-    unknown = [g for g in given if g not in names]
-    duplicated = sorted({g for g in given if list(given).count(g) > 1})
+    """Same feature names as the signature (any order), else 422 naming the missing and unknown ones.
+
+    Linear in the number of names given (a hostile body may name a hundred thousand)."""
+    counts = Counter(given)
+    expected = set(names)
+    missing = [n for n in names if n not in counts]
+    unknown = [g for g in counts if g not in expected]
+    duplicated = sorted(g for g, count in counts.items() if count > 1)
     problems = []
     if missing:
-        problems.append(f"missing feature(s): {', '.join(missing)}")
+        problems.append(f"missing feature(s): {_some(missing)}")
     if unknown:
-        problems.append(f"unknown feature(s): {', '.join(map(str, unknown))}")
+        problems.append(f"unknown feature(s): {_some(unknown)}")
     if duplicated:
-        problems.append(f"repeated feature(s): {', '.join(duplicated)}")
+        problems.append(f"repeated feature(s): {_some(duplicated)}")
     if problems:
         raise InvalidInputError(f"{field}: {'; '.join(problems)}; the model expects {describe_features(names)}",
                                 field=field)
+
+
+def _some(items: Sequence[Any], shown: int = 20) -> str:
+    """The first ``shown`` items, then how many more: a message stays one short line."""
+    text = ", ".join(str(item)[:100] for item in items[:shown])
+    return text + (f", ... ({len(items) - shown} more)" if len(items) > shown else "")
 
 
 def check_finite(matrix: Matrix, names: Sequence[str], field: str, where: Any = None) -> Matrix:

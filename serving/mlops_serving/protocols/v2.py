@@ -35,7 +35,9 @@ from mlops_serving.protocols.tabular import (
     decode_json,
     describe_features,
     media_type,
+    out_of_range,
     require_object,
+    to_array,
 )
 from mlops_serving.runtime import LoadedModel, Prediction
 
@@ -50,6 +52,13 @@ NUMERIC_DTYPES: dict[str, str] = {
     "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
 }
 BYTES = "BYTES"
+MAX_DIMENSION = 2**31 - 1
+"""Largest tensor dimension accepted (a shape such as ``[0, 10**20]`` is refused, not reshaped)."""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass
@@ -127,13 +136,14 @@ def _tensor(tensor: Any, where: str, binary: bytes, offset: int) -> tuple[str, n
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f"{where}.name: expected a tensor name", field=f"{where}.name")
     where = f"{where} ({name})"
-    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                              for d in shape):
-        raise InvalidInputError(f"{where}.shape: expected a list of non-negative integers", field=f"{where}.shape")
-    if datatype != BYTES and datatype not in NUMERIC_DTYPES:
+    if (not isinstance(shape, list) or not 1 <= len(shape) <= 2
+            or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DIMENSION for d in shape)):
+        raise InvalidInputError(f"{where}.shape: expected [N] or [N, F] with integers from 0 to {MAX_DIMENSION}, "
+                                f"got {_short(shape)}", field=f"{where}.shape")
+    if not isinstance(datatype, str) or (datatype != BYTES and datatype not in NUMERIC_DTYPES):
         raise InvalidInputError(
-            f"{where}.datatype: {datatype!r} is not supported; use FP32, FP64, INT64 (or another numeric type) or "
-            "BYTES", field=f"{where}.datatype",
+            f"{where}.datatype: {_short(datatype)} is not supported; use FP32, FP64, INT64 (or another numeric "
+            "type) or BYTES", field=f"{where}.datatype",
         )
     count = math.prod(shape)
     params = tensor.get("parameters") or {}
@@ -186,19 +196,24 @@ def _from_json(data: Any, datatype: str, count: int, where: str) -> npt.NDArray[
                     raise ValueError
                 numbers.append(float(text))
             except ValueError:
-                raise InvalidInputError(f"{where}.data[{k}]: BYTES value {value!r} is not a number",
+                raise InvalidInputError(f"{where}.data[{k}]: BYTES value {_short(value)} is not a number",
                                         field=f"{where}.data[{k}]") from None
         return np.asarray(numbers, dtype=np.float64)
+    integral = datatype[0] in "IU"
     for k, value in enumerate(flat):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInputError(f"{where}.data[{k}]: expected a number for {datatype}, got {value!r}",
+            raise InvalidInputError(f"{where}.data[{k}]: expected a number for {datatype}, got {_short(value)}",
                                     field=f"{where}.data[{k}]")
-        if datatype[0] in "IU" and not float(value).is_integer():
+        if integral and isinstance(value, float) and math.isfinite(value) and not value.is_integer():
             raise InvalidInputError(f"{where}.data[{k}]: {value!r} is not an integer ({datatype})",
                                     field=f"{where}.data[{k}]")
-    if datatype in ("FP16", "FP32"):
-        return np.asarray(flat, dtype=NUMERIC_DTYPES[datatype]).astype(np.float64)
-    return np.asarray(flat, dtype=np.float64)
+    try:
+        if datatype in ("FP16", "FP32"):
+            with np.errstate(over="ignore"):  # beyond the type's range: infinity, refused by check_finite
+                return to_array(flat, NUMERIC_DTYPES[datatype]).astype(np.float64)
+        return to_array(flat, np.float64)
+    except OverflowError as exc:  # an integer beyond float range
+        raise out_of_range([flat], lambda i, k: f"{where}.data[{k}]") from exc
 
 
 def _flatten(data: list[Any]) -> list[Any]:

@@ -9,7 +9,9 @@ dependency solving costs about a third of a millisecond per request there. They 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -17,6 +19,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from mlops_serving.auth import Principal
 from mlops_serving.dataplane import DataPlane
 from mlops_serving.errors import PayloadTooLargeError
+from mlops_serving.protocols.tabular import LARGE_BODY, check_volume
+
+T = TypeVar("T")
 
 _api_key = APIKeyHeader(name="x-api-key", auto_error=False, description="API key (`mlops keys create`)")
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
@@ -79,3 +84,14 @@ async def read_body(request: Request, limit: int) -> bytes:
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def parse_body(body: bytes, max_rows: int, width: int, parse: Callable[..., T], *args: Any) -> T:
+    """``parse(body, *args)``: inline for a small body (no thread hop on the hot path); from
+    :data:`~mlops_serving.protocols.tabular.LARGE_BODY` bytes on, first a bound on the values it
+    holds (``max_rows`` rows of ``width`` features) and then in a worker thread, so that parsing
+    and validating a big (or hostile) body never holds up the other requests on the event loop."""
+    if len(body) < LARGE_BODY:
+        return parse(body, *args)
+    check_volume(body, max_rows, width)
+    return await asyncio.to_thread(parse, body, *args)

@@ -9,7 +9,15 @@ from mlops_serving import __version__
 from mlops_serving.context import current
 from mlops_serving.errors import ModelNotFoundError, ModelNotReadyError
 from mlops_serving.protocols import v2
-from mlops_serving.routes.deps import SECURITY, DataPlaneDep, PrincipalDep, dataplane_of, principal_of, read_body
+from mlops_serving.routes.deps import (
+    SECURITY,
+    DataPlaneDep,
+    PrincipalDep,
+    dataplane_of,
+    parse_body,
+    principal_of,
+    read_body,
+)
 from mlops_serving.runtime import LoadedModel
 
 router = APIRouter(prefix="/v2", tags=["v2"])
@@ -83,8 +91,8 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     _check_version(model, version)
     with dataplane.arrival(model) as arrival:
         body = await read_body(request, dataplane.settings.max_body_bytes)
-        parsed = v2.parse_infer(body, request.headers.get("content-type"),
-                                request.headers.get(v2.HEADER_LENGTH), model)
+        parsed = await parse_body(body, dataplane.settings.max_rows, len(model.feature_names), v2.parse_infer,
+                                  request.headers.get("content-type"), request.headers.get(v2.HEADER_LENGTH), model)
         prediction = await dataplane.predict(model, arrival, parsed.features)
     content, headers = v2.render_infer(model, prediction, parsed, current().request_id)
     media = "application/octet-stream" if headers else "application/json"

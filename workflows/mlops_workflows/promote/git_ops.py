@@ -203,8 +203,15 @@ class Workspace:
             blob = commit.tree / path
         except KeyError:
             return None
+        if blob.type != "blob":
+            raise ConfigError(f"{path} is a folder at {commit.hexsha[:12]}; expected a file")
         data: bytes = blob.data_stream.read()
-        return data.decode("utf-8")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path} at {commit.hexsha[:12]} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from exc
 
     def commit_file(self, parent: Commit, path: str, content: str, message: str, who: Identity) -> Commit:
         """A new commit on ``parent`` whose tree differs in ``path`` only (no working tree involved)."""

@@ -61,8 +61,9 @@ def pinned_version(text: str, where: str = "release file") -> int | None:
         raise ConfigError(f"{where} has no {KEY_MODEL_VERSION}= line")
     if value == "":
         return None
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{where}: {KEY_MODEL_VERSION}={value!r} is not a version number")
+    if not (value.isascii() and value.isdigit()) or len(value) > 18 or int(value) < 1:
+        shown = value if len(value) <= 30 else f"{value[:27]}... ({len(value)} characters)"
+        raise ConfigError(f"{where}: {KEY_MODEL_VERSION}={shown!r} is not a version number")
     return int(value)
 
 
