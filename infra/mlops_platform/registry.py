@@ -17,14 +17,14 @@ import logging
 import os
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_platform.errors import ConfigError, NotFoundError, ServiceUnavailableError
-from mlops_platform.settings import PlatformSettings, mask_url
+
+if TYPE_CHECKING:  # pydantic is imported by who builds the settings, not by the CLI's parser
+    from mlops_platform.settings import PlatformSettings
 
 ENVIRONMENTS = ("staging", "production")
 """Environments, which are also the MLflow alias names; staging comes before production."""
@@ -102,6 +102,11 @@ class Registry:
         MLflow's own client retries for minutes before it gives up; a job should say at once
         which server it could not reach.
         """
+        import urllib.error
+        import urllib.request
+
+        from mlops_platform.settings import mask_url
+
         if self.settings.embedded:
             return
         url = self.tracking_uri.rstrip("/") + "/health"

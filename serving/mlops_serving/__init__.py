@@ -7,9 +7,18 @@ Start it with ``mlops serve`` or ``python -m mlops_serving`` (one uvicorn proces
 see :mod:`.metrics` for why).
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-try:
-    __version__ = version("mlops")
-except PackageNotFoundError:  # pragma: no cover - source tree without installation
-    __version__ = "0.0.0"
+
+def __getattr__(name: str) -> Any:
+    # ``__version__`` is looked up on first use (importlib.metadata), so that `mlops --help` stays fast.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("mlops")
+        except PackageNotFoundError:  # pragma: no cover - source tree without installation
+            value = "0.0.0"
+        globals()["__version__"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -115,6 +115,21 @@ def test_lifecycle_gate_pass_fail_and_regression(backend: Backend) -> None:
     artifacts = {a.path for a in client.list_artifacts(v1.run_id, "config")}
     assert "config/wine-classifier.yaml" in artifacts
 
+    # The model records what it needs to be served elsewhere, pinned to the versions that trained it
+    # (passed explicitly: nothing this process happened to import, such as pytest).
+    from importlib.metadata import version as installed
+
+    import mlflow
+
+    mlflow.set_tracking_uri(backend.tracking_uri)
+    mlflow.set_registry_uri(backend.tracking_uri)
+    model_dir = mlflow.artifacts.download_artifacts("models:/wine-classifier/1", dst_path=str(backend.workdir / "v1"))
+    requirements = (Path(model_dir) / "requirements.txt").read_text().split()
+    assert requirements == [
+        f"mlflow=={mlflow.__version__}",
+        *(f"{name}=={installed(name)}" for name in ("numpy", "pandas", "scikit-learn", "scipy", "skops")),
+    ]
+
     # v1 goes to production (what the promotion bot's --finalize does).
     client.set_registered_model_alias("wine-classifier", "production", "1")
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlops_platform.errors import GateFailedError, InvalidInputError, MlopsError
-from mlops_platform.settings import PlatformSettings, load_settings
 
 if TYPE_CHECKING:
     from mlops_platform.registry import Registry
@@ -28,6 +27,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
+    from mlops_platform.settings import PlatformSettings, load_settings
+
     settings = load_settings(PlatformSettings)
     shown = settings.describe()
     width = max(len(k) for k in shown)
@@ -37,6 +38,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from mlops_platform.settings import load_settings
     from mlops_workflows.settings import TrainingSettings
     from mlops_workflows.training.pipeline import TrainingSkipped, train
 
@@ -69,6 +71,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _registry() -> Registry:
     from mlops_platform.registry import Registry
+    from mlops_platform.settings import PlatformSettings, load_settings
 
     registry = Registry(load_settings(PlatformSettings))
     registry.check_reachable()

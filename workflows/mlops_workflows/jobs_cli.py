@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from mlops_platform.errors import InvalidInputError
-from mlops_platform.settings import load_settings
 
 
 def _model_version(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +31,7 @@ def _timestamp(text: str) -> datetime:
 
 
 def _cmd_batch_predict(args: argparse.Namespace) -> int:
+    from mlops_platform.settings import load_settings
     from mlops_platform.tables import Shard
     from mlops_workflows.batch.job import BatchRequest, run_batch
     from mlops_workflows.batch.settings import BatchSettings
@@ -70,6 +70,7 @@ def _cmd_batch_predict(args: argparse.Namespace) -> int:
 def _cmd_drift(args: argparse.Namespace) -> int:
     from mlops_drift.job import DriftRequest, run_drift
     from mlops_drift.settings import DriftSettings
+    from mlops_platform.settings import load_settings
 
     if args.input and (args.since or args.until or args.last):
         raise InvalidInputError("--input replaces the prediction-log window: drop --since/--until/--last")

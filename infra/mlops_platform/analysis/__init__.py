@@ -11,16 +11,19 @@ by the local canary.
 
 from __future__ import annotations
 
-from mlops_platform.analysis.runner import (
-    AnalysisResult,
-    Measurement,
-    Metric,
-    MetricResult,
-    PrometheusClient,
-    load_templates,
-    resolve_metrics,
-    run_analysis,
-)
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops_platform.analysis.runner import (
+        AnalysisResult,
+        Measurement,
+        Metric,
+        MetricResult,
+        PrometheusClient,
+        load_templates,
+        resolve_metrics,
+        run_analysis,
+    )
 
 __all__ = [
     "AnalysisResult",
@@ -32,3 +35,12 @@ __all__ = [
     "resolve_metrics",
     "run_analysis",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The runner (yaml, urllib) is imported on first use, so that `mlops --help` stays fast.
+    if name in __all__:
+        from mlops_platform.analysis import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,12 +8,14 @@ new version is deleted again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import sys
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,6 +36,13 @@ from mlops_workflows.training.lineage import git_state
 from mlops_workflows.training.metrics import evaluate
 
 STEPS = 7
+
+MODEL_PACKAGES = ("mlflow", "numpy", "pandas", "scikit-learn", "scipy", "skops")
+"""What a logged model needs to be loaded and served elsewhere: the sklearn flavour (scikit-learn,
+its skops serialization, numpy and scipy under it), pandas for the signature's DataFrame input and
+MLflow itself. Passed to ``log_model`` pinned to the installed versions, instead of letting MLflow
+infer them: its inference re-imports the model in a subprocess (11-13 s) and picks up whatever else
+that process imported (pytest, rich ...)."""
 
 
 class Progress:
@@ -140,13 +149,9 @@ def train(
     production = registry.version_by_alias(config.model_name, reg.PRODUCTION)
     production_metrics = None
     if production is not None:
-        production_metrics = _production_metrics(
-            registry, config.model_name, production, dataset, x_test, y_test
-        )
+        production_metrics = _production_metrics(registry, config.model_name, production, dataset, x_test, y_test)
 
-    progress.step(
-        "applying the gate" + (f" (against production v{production.version})" if production else "")
-    )
+    progress.step("applying the gate" + (f" (against production v{production.version})" if production else ""))
     gate = evaluate_gate(
         config.gate, metrics, production_metrics, str(production.version) if production is not None else None
     )
@@ -232,9 +237,7 @@ def _split(dataset: Dataset, config: TrainingConfig) -> tuple[Any, Any, Any, Any
             stratify=labels if config.split.stratify else None,
         )
     except ValueError as exc:
-        raise InvalidInputError(
-            f"{dataset.source}: cannot split {len(labels)} rows for training: {exc}"
-        ) from exc
+        raise InvalidInputError(f"{dataset.source}: cannot split {len(labels)} rows for training: {exc}") from exc
     return parts[0], parts[1], parts[2], parts[3]
 
 
@@ -258,6 +261,24 @@ def _production_metrics(
     if expected is not None and list(expected) != dataset.feature_names:
         return {}
     return evaluate(registry.load_sklearn_model(name, production.version), x_test, y_test)
+
+
+@functools.cache
+def model_pip_requirements() -> list[str]:
+    """``MODEL_PACKAGES`` pinned to the versions installed here, e.g. ``scikit-learn==1.9.1``."""
+    return [
+        f"{name}=={metadata.version(name if name != 'mlflow' else _mlflow_distribution())}" for name in MODEL_PACKAGES
+    ]
+
+
+def _mlflow_distribution() -> str:
+    """The installed MLflow distribution: full ``mlflow`` or, in the job images, ``mlflow-skinny``
+    (same version; the model is served by either)."""
+    try:
+        metadata.version("mlflow")
+    except metadata.PackageNotFoundError:
+        return "mlflow-skinny"
+    return "mlflow"
 
 
 def _log_run(
@@ -305,9 +326,7 @@ def _log_run(
         mlflow.log_metrics({metric_key(k): v for k, v in metrics.items()})
         if production_metrics is not None:
             mlflow.log_metrics({metric_key(f"production.{k}"): v for k, v in production_metrics.items()})
-        source_dataset = from_pandas(
-            dataset.frame, source=dataset.source, name=dataset.name, targets=dataset.target
-        )
+        source_dataset = from_pandas(dataset.frame, source=dataset.source, name=dataset.name, targets=dataset.target)
         mlflow.log_input(source_dataset, context="training")
         mlflow.log_text(config_path.read_text(), f"config/{config_path.name}")
         mlflow.log_dict(config.model_dump(by_alias=True), "config/effective.json")
@@ -333,6 +352,7 @@ def _log_run(
                 name="model",
                 signature=signature,
                 input_example=example.head(3),
+                pip_requirements=model_pip_requirements(),
                 skops_trusted_types=config.estimator.trusted_types,
             )
         except MlflowException as exc:
