@@ -1,7 +1,7 @@
 """`mlops train` end to end: the embedded SQLite store and a real MLflow server (PostgreSQL + S3).
 
 The same lifecycle runs against both backends: a version that passes its gate and gets
-`staging`; a later run compared with the version holding `production` on the same holdout,
+`candidate`; a later run compared with the version holding `production` on the same holdout,
 failing on regression and passing within tolerance.
 """
 
@@ -88,7 +88,7 @@ WEAK = ("estimator.params.n_estimators=2", "estimator.params.max_depth=1", "gate
 def test_lifecycle_gate_pass_fail_and_regression(backend: Backend) -> None:
     client = backend.client()
 
-    # v1 passes its gate and gets `staging`.
+    # v1 passes its gate and gets `candidate`.
     code, out, err = _train(backend)
     assert code == 0, out + err
     assert "wine-classifier v1  gate PASSED  aliases: candidate" in out
@@ -145,7 +145,7 @@ def test_lifecycle_gate_pass_fail_and_regression(backend: Backend) -> None:
     logged = client.get_run(v2.run_id).data.metrics["production.accuracy"]
     assert logged == pytest.approx(_holdout_accuracy_of(backend, "wine-classifier", "1"))
 
-    # v3, as good as production, passes and moves `staging`; `production` stays on v1.
+    # v3, as good as production, passes and moves `candidate`; `production` stays on v1.
     code, out, err = _train(backend, "estimator.params.n_estimators=150")
     assert code == 0, out + err
     assert "within 0.02" in out and "vs production v1" in out
@@ -175,11 +175,11 @@ def test_models_list_and_show(trained_store: EmbeddedStore) -> None:
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
     assert lines[0].split()[:2] == ["MODEL", "VERSIONS"]
-    assert any(line.startswith("breast-cancer-classifier") and "staging=v1" in line for line in lines)
+    assert any(line.startswith("breast-cancer-classifier") and "candidate=v1" in line for line in lines)
     assert any(line.startswith("wine-classifier") and "passed" in line for line in lines)
 
     shown = run_mlops("models", "show", "wine-classifier", cwd=trained_store.workdir, env=trained_store.env())
-    assert shown.returncode == 0 and "v1" in shown.stdout and "staging" in shown.stdout
+    assert shown.returncode == 0 and "v1" in shown.stdout and "candidate" in shown.stdout
 
     detail = run_mlops(
         "models",
