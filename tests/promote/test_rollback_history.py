@@ -125,9 +125,11 @@ def test_revert_aborted_opens_the_revert_once_and_only_while_git_pins_the_bad_ve
     assert "the canary of v2 in production was aborted by Argo Rollouts" in created.body["body"]
     assert "MODEL_VERSION=1\n" in gitops.remote_file(ROLLBACK_BRANCH, PROD_RELEASE)
 
-    # the hook fires again: same branch, same pull request
+    # the hook fires again: the open pull request is left as it is (no update, no second one)
+    writes = len(github.calls("POST")) + len(github.calls("PATCH"))
     code, out, _ = run(capsys, *hook, "--version", "2")
-    assert code == 0 and "pull request updated" in out
+    assert code == 0 and "the revert pull request is already open" in out and "nothing changed" in out
+    assert len(github.calls("POST")) + len(github.calls("PATCH")) == writes
     assert len([p for p in github.pulls.values() if p["head"]["ref"] == ROLLBACK_BRANCH]) == 1
 
     # once the revert landed, a late notification about v2 does nothing
