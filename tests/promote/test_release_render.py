@@ -88,12 +88,14 @@ def test_render_differs_only_in_the_release_configmap_and_the_rollout_pod_templa
     assert before[gone[0]]["data"] == {"IMAGE_TAG": "0.1.0", "MODEL_VERSION": "1"}
     assert after[new[0]]["data"] == {"IMAGE_TAG": "0.1.0", "MODEL_VERSION": "2"}
 
-    # every other object is identical, except the Rollout, which differs only in its pod template
+    # every other object is identical, except the Rollout, which differs only in its pod template and in the
+    # version annotation its outcome notifications report
     changed = {key: _diff(before[key], after[key]) for key in set(before) & set(after)}
     assert {key for key, paths in changed.items() if paths} == {("Rollout", "wine-classifier-model-server")}
     paths = changed[("Rollout", "wine-classifier-model-server")]
-    assert paths and all(p.startswith(".spec.template.") for p in paths)
-    assert paths == [".spec.template.spec.containers[0].env[1].valueFrom.configMapKeyRef.name"]
+    assert sorted(paths) == [".metadata.annotations.mlops.io/model-version",
+                             ".spec.template.spec.containers[0].env[1].valueFrom.configMapKeyRef.name"]
     rollout = after[("Rollout", "wine-classifier-model-server")]
+    assert rollout["metadata"]["annotations"]["mlops.io/model-version"] == "2"
     env = rollout["spec"]["template"]["spec"]["containers"][0]["env"][1]
     assert env["name"] == "MODEL_VERSION" and env["valueFrom"]["configMapKeyRef"]["name"] == new[0][1]
