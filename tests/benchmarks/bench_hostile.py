@@ -93,7 +93,7 @@ def main() -> int:
     source = Path(args.source)
     port = free_port()
     env = store.env(
-        MLOPS_SERVING_MODELS="wine-classifier:1,breast-cancer-classifier@staging", MLOPS_SERVING_AUTH="off",
+        MLOPS_SERVING_MODELS="wine-classifier:1,breast-cancer-classifier@candidate", MLOPS_SERVING_AUTH="off",
         MLOPS_SERVING_MAX_BODY_BYTES=str(BODY_LIMIT), MLOPS_SERVING_PREDLOG_SAMPLE_RATE="0",
         MLOPS_SERVING_PORT=str(port), MLOPS_SERVING_LOG_LEVEL="WARNING",
         PYTHONPATH=os.pathsep.join(str(source / p) for p in ("infra", "drift", "workflows", "serving")),

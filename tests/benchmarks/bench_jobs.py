@@ -86,7 +86,7 @@ def _input(path: Path, rows: int, with_id: bool) -> None:
 
 def _model_files(home: Path, version: Any, registry: Any) -> dict[str, Any]:
     """What the registry holds for a version: tag names, run artifacts, model files (aliases move: the last
-    training run with a passed gate holds `staging`)."""
+    training run with a passed gate holds `candidate`)."""
     run = registry.get_run(version.run_id)
     artifacts = sorted(
         p.relative_to(home / "artifacts").parts[2:]
@@ -129,7 +129,7 @@ def _in_process_work(runner: Runner, batch_in: Path, drift_in: Path) -> dict[str
     batch = BatchRequest(
         model=MODEL,
         version=None,
-        alias="staging",
+        alias="candidate",
         input_uri=str(batch_in),
         output_uri=str(out),
         id_column="id",
@@ -141,7 +141,7 @@ def _in_process_work(runner: Runner, batch_in: Path, drift_in: Path) -> dict[str
     drift = DriftRequest(
         model=MODEL,
         version=None,
-        alias="staging",
+        alias="candidate",
         since=None,
         until=None,
         last=None,
@@ -189,7 +189,7 @@ def main() -> int:
     )
     table["reference train script"] = _stats(times)
     reference_version = done.stdout.split(" v", 1)[1].split()[0]
-    # The reference took 'staging' last: give it back to mlops' version for the jobs below.
+    # The reference took 'candidate' last: give it back to mlops' version for the jobs below.
     runner.mlops("train", "--config", config)
 
     batch_in, drift_in = workdir / "batch-input.parquet", workdir / "drift-input.parquet"
@@ -202,7 +202,7 @@ def main() -> int:
             "batch-predict",
             MODEL,
             "--alias",
-            "staging",
+            "candidate",
             "--input",
             str(batch_in),
             "--output",
@@ -214,7 +214,7 @@ def main() -> int:
     )
     table[f"mlops batch-predict ({args.rows} rows)"] = _stats(times)
     times, _ = _repeat(
-        args.runs, lambda: runner.mlops("drift", MODEL, "--alias", "staging", "--input", str(drift_in), ok=(0, 10))
+        args.runs, lambda: runner.mlops("drift", MODEL, "--alias", "candidate", "--input", str(drift_in), ok=(0, 10))
     )
     table[f"mlops drift ({args.rows} rows)"] = _stats(times)
 

@@ -6,7 +6,7 @@ What a person would write with MLflow's documented calls and no tuning: load, sp
 evaluate, gate on the config's absolute thresholds, then one MLflow run holding the same things
 `mlops train` logs (params, metrics, the dataset input, the config, the effective config, the
 baseline statistics, the gate result, the model with signature and input example) and a new
-registered version with the same tags and the `staging` alias. ``mlflow.sklearn.log_model`` is
+registered version with the same tags and the `candidate` alias. ``mlflow.sklearn.log_model`` is
 called as its documentation shows, without ``pip_requirements``, so MLflow infers them.
 ``MLOPS_HOME`` names the store, as for `mlops`.
 """
@@ -123,7 +123,7 @@ def main() -> int:
         name, info.model_uri, run_id=run.info.run_id, tags=tags, model_id=info.model_id
     )
     if passed:
-        client.set_registered_model_alias(name, "staging", version.version)
+        client.set_registered_model_alias(name, "candidate", version.version)
     print(f"{name} v{version.version} gate {'PASSED' if passed else 'FAILED'} experiment {experiment.experiment_id}")
     return 0 if passed else 3
 

@@ -30,7 +30,7 @@ SEED = 17
 def fuzz_server(trained_store: Any, keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("fuzz")
     env = trained_store.env(
-        MLOPS_SERVING_MODELS=f"{WINE}:1,{CANCER}@staging", MLOPS_SERVING_AUTH="api-key",
+        MLOPS_SERVING_MODELS=f"{WINE}:1,{CANCER}@candidate", MLOPS_SERVING_AUTH="api-key",
         MLOPS_SERVING_API_KEYS_FILE=str(keys.file), MLOPS_SERVING_PREDLOG_SAMPLE_RATE="0",
         MLOPS_SERVING_LOG_LEVEL="WARNING",
     )

@@ -23,7 +23,7 @@ BODY_LIMIT = 4 * 1024 * 1024
 VOLUME = "more values or rows than 10000 rows of 13 features need"
 
 HOSTILE_SETTINGS = {
-    "MLOPS_SERVING_MODELS": f"{WINE}:1,{CANCER}@staging",
+    "MLOPS_SERVING_MODELS": f"{WINE}:1,{CANCER}@candidate",
     "MLOPS_SERVING_AUTH": "api-key",
     "MLOPS_SERVING_MAX_BODY_BYTES": str(BODY_LIMIT),
     "MLOPS_SERVING_PREDLOG_SAMPLE_RATE": "0",
