@@ -211,12 +211,7 @@ class Registry:
         return self.client.get_run(run_id)
 
     def load_run_json(self, run_id: str, artifact_path: str) -> Any:
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                local = self.client.download_artifacts(run_id, artifact_path, tmp)
-            except Exception as exc:
-                raise NotFoundError(f"artifact {artifact_path!r} missing from run {run_id}: {exc}") from exc
-            return json.loads(Path(local).read_text())
+        return json.loads(self.load_run_file(run_id, artifact_path))
 
     # -- registered models and versions ---------------------------------------------------
 

@@ -231,9 +231,7 @@ class Bot:
         path = self._path(model, env)
         base = self.workspace.fetch_base()
         _, pinned = self._pinned(base, path)
-        if expect_current is not None and pinned != expect_current:
-            shown = f"v{pinned}" if pinned is not None else "no version"
-            self.say(f"{env} no longer pins v{expect_current} (Git pins {shown}): nothing to revert")
+        if self._pin_moved_on(env, expect_current, pinned, "revert"):
             return None
         if pinned is None:
             raise GateFailedError(f"rollback of {model} in {env} refused: Git pins no version there")
@@ -293,9 +291,7 @@ class Bot:
         path = self._path(model, env)
         base = self.workspace.fetch_base()
         _, pinned = self._pinned(base, path)
-        if expect is not None and pinned != expect:
-            shown = f"v{pinned}" if pinned is not None else "no version"
-            self.say(f"{env} no longer pins v{expect} (Git pins {shown}): nothing to finalize")
+        if self._pin_moved_on(env, expect, pinned, "finalize"):
             return None
         if pinned is None:
             raise GateFailedError(f"finalize of {model} in {env} refused: Git pins no version there yet")
@@ -328,6 +324,14 @@ class Bot:
         for key, value in tags.items():
             self.say(f"  tag {key}={value}")
         return pinned
+
+    def _pin_moved_on(self, env: str, expected: int | None, pinned: int | None, what: str) -> bool:
+        """True (and says so) when an event names a version Git no longer pins in ``env``: a late event."""
+        if expected is None or pinned == expected:
+            return False
+        shown = f"v{pinned}" if pinned is not None else "no version"
+        self.say(f"{env} no longer pins v{expected} (Git pins {shown}): nothing to {what}")
+        return True
 
     def _merged_pr(self, model: str, env: str, version: int, landing: Pin | None) -> str:
         if self.settings.repository and self.settings.token is not None:
