@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from .loopback import serve_http
 from .services import free_port
 
 __all__ = ["FakeArgoServer", "fake_argo_server", "submit_request_model"]
@@ -117,11 +117,5 @@ def fake_argo_server(token: str) -> Iterator[FakeArgoServer]:
             else:
                 self._reply(404, {"code": 5, "message": "workflows.argoproj.io not found"})
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_http(Handler, port):
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -15,14 +15,14 @@ import base64
 import contextlib
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .loopback import serve_http
 from .services import require_binary
 
 __all__ = ["GitHttpServer", "Request", "git_http_server"]
@@ -147,12 +147,5 @@ def git_http_server(root: Path, username: str, password: str) -> Iterator[GitHtt
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_http(Handler) as state.url:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
