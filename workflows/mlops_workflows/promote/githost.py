@@ -1,4 +1,4 @@
-"""Pull (merge) requests through the Git host's REST API: GitHub, or GitLab merge requests.
+"""Pull (merge) requests through the Git host's REST API: GitHub, GitLab merge requests, or Gitea.
 
 GitHub (REST API, version 2022-11-28):
 
@@ -10,6 +10,12 @@ GitHub (REST API, version 2022-11-28):
 
 GitLab (API v4): ``/projects/{path}/merge_requests`` with ``source_branch``/``target_branch``,
 ``PUT .../merge_requests/{iid}``; labels travel with create and update; 409 on a duplicate.
+
+Gitea (API v1, e.g. the in-cluster server of the kind bootstrap): ``GET /repos/{owner}/{repo}/pulls?state=``
+pages through the pull requests (Gitea has no ``head`` filter, so the branch is matched here);
+``POST .../pulls`` creates one (409 "pull request already exists" on a duplicate); ``PATCH .../pulls/{index}``
+updates it; labels are ids on Gitea: ``GET/POST .../labels`` finds or creates them, then
+``POST .../issues/{index}/labels`` adds them. The token goes in ``Authorization: token ...``.
 
 Errors become messages a person can act on: 401 names the token variable, 403/429 with
 ``x-ratelimit-remaining: 0`` says when the limit resets, other 403s name the permissions the token
@@ -275,6 +281,87 @@ class GitLab:
         return self._mr(self.http.request("PUT", f"{self._base}/{pr.number}", body=payload))
 
 
+class Gitea:
+    kind = "gitea"
+    PAGE = 50  # Gitea's default maximum page size
+    MAX_PAGES = 20
+
+    def __init__(self, api_url: str, repository: str, token: SecretStr, timeout: float) -> None:
+        self.owner, _, self.name = repository.partition("/")
+        auth = {"Authorization": f"token {token.get_secret_value()}"}
+        self.http = _Http(api_url, token, timeout, auth, "Gitea")
+        self._base = f"/repos/{quote(self.owner)}/{quote(self.name)}"
+
+    @staticmethod
+    def _pr(data: Any) -> PullRequest:
+        return PullRequest(
+            number=int(data["number"]),
+            url=str(data.get("html_url") or data.get("url") or ""),
+            title=str(data.get("title", "")),
+            state=str(data.get("state", "")),
+            merged=bool(data.get("merged")),
+            merge_commit=data.get("merge_commit_sha"),
+        )
+
+    def _list(self, branch: str, base: str, state: str) -> list[PullRequest]:
+        found: list[PullRequest] = []
+        for page in range(1, self.MAX_PAGES + 1):
+            query = {"state": state, "page": str(page), "limit": str(self.PAGE)}
+            items = self.http.request("GET", f"{self._base}/pulls", query) or []
+            for item in items:
+                head = (item.get("head") or {}).get("ref")
+                target = (item.get("base") or {}).get("ref")
+                if head == branch and target == base:
+                    found.append(self._pr(item))
+            if len(items) < self.PAGE:
+                break
+        return found
+
+    def find_open(self, branch: str, base: str) -> PullRequest | None:
+        found = self._list(branch, base, "open")
+        return found[0] if found else None
+
+    def find_merged(self, branch: str, base: str) -> PullRequest | None:
+        merged = [pr for pr in self._list(branch, base, "closed") if pr.merged]
+        return max(merged, key=lambda pr: pr.number) if merged else None
+
+    def find_closed(self, branch: str, base: str) -> PullRequest | None:
+        closed = [pr for pr in self._list(branch, base, "closed") if not pr.merged]
+        return max(closed, key=lambda pr: pr.number) if closed else None
+
+    def _label_ids(self, labels: list[str]) -> list[int]:
+        if not labels:
+            return []
+        existing = self.http.request("GET", f"{self._base}/labels", {"limit": str(self.PAGE)}) or []
+        ids = {str(item["name"]): int(item["id"]) for item in existing}
+        for label in labels:
+            if label not in ids:
+                created = self.http.request("POST", f"{self._base}/labels", body={"name": label, "color": "#ededed"})
+                ids[label] = int(created["id"])
+        return [ids[label] for label in labels]
+
+    def _label(self, pr: PullRequest, labels: list[str]) -> None:
+        ids = self._label_ids(labels)
+        if ids:
+            self.http.request("POST", f"{self._base}/issues/{pr.number}/labels", body={"labels": ids})
+
+    def create(self, branch: str, base: str, title: str, body: str, labels: list[str]) -> PullRequest:
+        payload = {"title": title, "head": branch, "base": base, "body": body}
+        pr = self._pr(self.http.request("POST", f"{self._base}/pulls", body=payload))
+        self._label(pr, labels)
+        return pr
+
+    def update(self, pr: PullRequest, title: str, body: str, labels: list[str]) -> PullRequest:
+        updated = self._pr(
+            self.http.request("PATCH", f"{self._base}/pulls/{pr.number}", body={"title": title, "body": body})
+        )
+        self._label(updated, labels)
+        return updated
+
+
+HOSTS: dict[str, type[GitHub] | type[GitLab] | type[Gitea]] = {"github": GitHub, "gitlab": GitLab, "gitea": Gitea}
+
+
 def make_host(settings: PromotionSettings) -> GitHost:
     """The configured Git host client; fails fast, naming the variable, when it cannot be built."""
     if not settings.repository:
@@ -283,7 +370,7 @@ def make_host(settings: PromotionSettings) -> GitHost:
         raise ConfigError(
             f"MLOPS_PROMOTE_TOKEN (or GITHUB_TOKEN) is not set: the bot needs a token with {TOKEN_SCOPES}"
         )
-    cls = GitLab if settings.host == "gitlab" else GitHub
+    cls = HOSTS[settings.host]
     return cls(settings.effective_api_url, settings.repository, settings.token, settings.api_timeout_s)
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from mlops_platform.errors import ConfigError
 from mlops_platform.settings import PlatformSettings, check_http_url
 
 ENV_PREFIX_PROMOTE = "MLOPS_PROMOTE_"
@@ -41,7 +42,7 @@ class PromotionSettings(PlatformSettings):
         validation_alias=AliasChoices("MLOPS_PROMOTE_MODELS_DIR"),
         description="Folder of the model release pins (<model>/<env>/release.env), relative to the repository.",
     )
-    host: Literal["github", "gitlab"] = Field(
+    host: Literal["github", "gitlab", "gitea"] = Field(
         "github",
         validation_alias=AliasChoices("MLOPS_PROMOTE_HOST"),
         description="Kind of Git host whose REST API opens pull (merge) requests.",
@@ -49,7 +50,8 @@ class PromotionSettings(PlatformSettings):
     api_url: str | None = Field(
         None,
         validation_alias=AliasChoices("MLOPS_PROMOTE_API_URL"),
-        description=f"REST API base URL; default: {GITHUB_API_URL} (GitHub) or {GITLAB_API_URL} (GitLab).",
+        description=f"REST API base URL; default: {GITHUB_API_URL} (GitHub) or {GITLAB_API_URL} (GitLab); "
+        "required for Gitea (http://HOST/api/v1).",
     )
     repository: str | None = Field(
         None,
@@ -65,7 +67,7 @@ class PromotionSettings(PlatformSettings):
         None,
         validation_alias=AliasChoices("MLOPS_PROMOTE_GIT_USERNAME", "GIT_USERNAME"),
         description="Username that goes with the token on the HTTPS Git transport; default: x-access-token "
-        "(GitHub) or oauth2 (GitLab).",
+        "(GitHub, and Gitea, which takes the token's own user whatever the name) or oauth2 (GitLab).",
     )
     bot_name: str = Field(
         "mlops-promotion-bot",
@@ -152,6 +154,11 @@ class PromotionSettings(PlatformSettings):
     def effective_api_url(self) -> str:
         if self.api_url:
             return self.api_url
+        if self.host == "gitea":
+            raise ConfigError(
+                "MLOPS_PROMOTE_API_URL is not set: a Gitea host has no public default; "
+                "set it to the server's API, e.g. http://gitea-http.gitea.svc.cluster.local:3000/api/v1"
+            )
         return GITLAB_API_URL if self.host == "gitlab" else GITHUB_API_URL
 
     @property
