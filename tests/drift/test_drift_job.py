@@ -172,10 +172,12 @@ def test_drift_run_pushes_metrics_that_prometheus_scrapes_and_alerts_on(
                             prometheus.query(selector), timeout=60, what="the pushed PSI series in Prometheus")
         scraped = {s["metric"]["feature"]: float(s["value"][1]) for s in series}
         assert scraped == pytest.approx({f["name"]: f["psi"] for f in report["features"]}, rel=1e-9)
-        rows = prometheus.query(f'{mn.DRIFT_ROWS.name}{{model="{MODEL}"}}')
-        assert [float(r["value"][1]) for r in rows] == [1500.0]
-        status = prometheus.query(f'{mn.DRIFT_STATUS.name}{{model="{MODEL}"}}')
-        assert [float(s["value"][1]) for s in status] == [float(mn.DRIFT_STATUS_CODES["drift"])]
+        # The run's own group only: the selector names job, model and version, like the PSI one above.
+        group = f'{{job="{mn.DRIFT_PUSH_JOB}",model="{MODEL}",version="1"}}'
+        rows = prometheus.query(mn.DRIFT_ROWS.name + group)
+        assert [float(r["value"][1]) for r in rows] == [1500.0], rows
+        status = prometheus.query(mn.DRIFT_STATUS.name + group)
+        assert [float(s["value"][1]) for s in status] == [float(mn.DRIFT_STATUS_CODES["drift"])], status
 
         def firing() -> set[str]:
             return {a["labels"].get("feature", "") for a in prometheus.alerts()
