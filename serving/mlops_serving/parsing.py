@@ -23,6 +23,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -37,10 +39,18 @@ NICENESS = 5
 """Added to the parsing processes' nice value: under CPU contention the event loop runs first."""
 
 
-def _init_process() -> None:
+def _init_process(server_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group: the server stops us
     with contextlib.suppress(OSError):  # not allowed here: parse at the same priority
         os.nice(NICENESS)
+    threading.Thread(target=_exit_with, args=(server_pid,), name="exit-with-server", daemon=True).start()
+
+
+def _exit_with(server_pid: int) -> None:
+    """End this process once the server is gone (a killed server cannot shut its pool down)."""
+    while os.getppid() == server_pid:
+        time.sleep(1)
+    os._exit(0)
 
 
 def warm_up() -> int:
@@ -73,7 +83,8 @@ class BodyParser:
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         # spawn, not fork: the server has threads (fork would copy their locks mid-use)
         return concurrent.futures.ProcessPoolExecutor(
-            self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_init_process
+            self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_init_process,
+            initargs=(os.getpid(),),
         )
 
     def start(self) -> None:

@@ -81,8 +81,8 @@ def test_fuzz_every_operation_no_server_error(fuzz_server: Server) -> None:
     total = sum(statuses.values())
     print(f"schemathesis: {total} cases over {len({r[0] for r in results})} operations ({len(results)} "
           f"operation/mode pairs, seed {SEED}, {EXAMPLES} examples each) in {took:.0f}s with {PROCESSES} "
-          f"processes; statuses " + ", ".join(f"{code}: {n}" for code, n in sorted(statuses.items()))
-          + f"; {len(errors)} responses >= 500")
+          f"processes ({sum(r[6] for r in results):.0f}s CPU in them); statuses "
+          + ", ".join(f"{code}: {n}" for code, n in sorted(statuses.items())) + f"; {len(errors)} responses >= 500")
     assert not errors, "\n".join(errors[:20])
     assert {r[0] for r in results if r[2] > 0} >= {"POST /predict", "POST /invocations", "POST /v2/models/{name}/infer"}
     assert statuses[200] > 0, "no case reached a model"
