@@ -61,7 +61,8 @@ _DESCRIPTIONS = {
     "415": "Unsupported content type",
     "422": "Input not valid for the model's signature (names, count, types, NaN/Infinity)",
     "500": "The model failed on this input (the message carries the request id)",
-    "503": "The model is not loaded yet (Retry-After) or the server is shutting down",
+    "503": "The model is not loaded yet, a body-parsing process died (both with Retry-After), or the server is "
+           "shutting down",
     "504": "The prediction did not finish within MLOPS_SERVING_REQUEST_TIMEOUT_S",
 }
 
