@@ -12,7 +12,7 @@ loop stall as a client sees it; the median over ``--repeat`` runs), then the wor
 status counts per server, and the idle 1-row p50 of each.
 
     python tests/benchmarks/bench_hostile.py [--home DIR] [--baseline REF|DIR] [--repeat N]
-                                             [--only SUBSTRING] [--skip SUBSTRING]
+                                             [--only SUBSTRING]... [--skip SUBSTRING]...
 """
 
 from __future__ import annotations
@@ -153,7 +153,8 @@ def main() -> int:
     parser.add_argument("--source", default=str(REPO), help="checkout whose packages the server runs")
     parser.add_argument("--baseline", help="a checkout folder or git ref to compare with (e.g. main)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each case; the median stall is shown")
-    parser.add_argument("--only", help="only the cases whose id contains this")
+    parser.add_argument("--only", action="append", default=[],
+                        help="only the cases whose id contains this (repeat it)")
     parser.add_argument("--skip", action="append", default=[], help="skip the cases whose id contains this")
     parser.add_argument("--timeout", type=float, default=60, help="seconds one hostile request may take")
     args = parser.parse_args()
@@ -177,7 +178,7 @@ def main() -> int:
         statuses: dict[str, dict[str, int]] = {label: {} for label in labels}
         for case in HOSTILE:
             name = case[0]
-            if (args.only and args.only not in name) or any(skip in name for skip in args.skip):
+            if (args.only and not any(only in name for only in args.only)) or any(skip in name for skip in args.skip):
                 continue
             cells = []
             for label, served in servers.items():
