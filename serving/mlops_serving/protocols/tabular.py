@@ -59,7 +59,8 @@ def check_volume(body: bytes, max_rows: int, width: int) -> None:
     """413 before any parsing when ``body`` holds more values or rows than ``max_rows`` rows of
     ``width`` features can need: it counts separators (``,`` and newlines) and containers (``[``,
     ``{``), a few milliseconds of C for the largest body, where decoding a million empty lists
-    or strings would hold the GIL for a second. The bounds are generous (field names, nesting)."""
+    or strings would keep the parsing process busy for a second. The bounds are generous (field
+    names, nesting)."""
     values = body.count(b",") + body.count(b"\n")
     containers = body.count(b"[") + body.count(b"{")
     most_values = 2 * max_rows * (width + 1) + 1024
