@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: the event-loop stall each hand-made hostile request causes on the model server, as a
-# second client's 1-row predictions see it; prints one row per case and the worst stall.
-# Usage: hack/bench-hostile.sh [--home DIR] [--source CHECKOUT] [--only SUBSTRING]
+# second client's 1-row predictions see it; with --baseline (a git ref such as main, or a checkout)
+# the baseline's server side by side in the same run. One row per case, then the worst stall of each.
+# Usage: hack/bench-hostile.sh [--home DIR] [--baseline REF_OR_DIR] [--repeat N] [--only SUBSTRING]...
 # Needs: the dev virtualenv (.venv, or PYTHON=...) with full mlflow (the embedded store).
 set -o errexit -o nounset -o pipefail
 

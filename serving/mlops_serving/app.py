@@ -153,14 +153,14 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
 
 
-def _document_security(app: FastAPI) -> None:
+def _document_security(app: FastAPI, models: list[str]) -> None:
     """Complete the OpenAPI document: the API-key schemes the prediction routes name in their
     ``security``, every status of every operation and one error shape per protocol."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = openapi_doc.complete(build())
+            schema = openapi_doc.complete(build(), models)
             schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
             app.openapi_schema = schema
         return app.openapi_schema
@@ -211,6 +211,6 @@ def create_app(settings: ServingSettings, loader: Callable[..., Any] | None = No
     install_error_handlers(app)
     for router in (predict.router, mlflow.router, v2.router, health.router):  # hot routes first
         app.include_router(router)
-    _document_security(app)
+    _document_security(app, [ref.name for ref in settings.models])
     app.add_middleware(RequestMiddleware, metrics=metrics, access_log=settings.access_log)
     return app

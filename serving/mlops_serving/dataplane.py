@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,7 @@ from mlops_serving.errors import (
     ServingError,
 )
 from mlops_serving.metrics import ServingMetrics
+from mlops_serving.parsing import BodyParser
 from mlops_serving.predlog import PredictionLogger
 from mlops_serving.runtime import LoadedModel, ModelManager, Prediction
 from mlops_serving.settings import ServingSettings
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from mlops_serving.auth import Authenticator
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class DataPlane:
@@ -43,6 +46,7 @@ class DataPlane:
         self.models = models
         self.predlog = predlog
         self.auth = auth
+        self.parser = BodyParser(settings.parse_processes)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(4, 2 * len(settings.models)), thread_name_prefix="predict"
         )
@@ -53,6 +57,7 @@ class DataPlane:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.parser.start()
         self.models.start()
         self.predlog.start()
 
@@ -62,6 +67,7 @@ class DataPlane:
         for predictor in self._predictors.values():
             await predictor.stop()
         await self.predlog.close()
+        await self.parser.stop()
         self._executor.shutdown(wait=False)
 
     def _model_loaded(self, model: LoadedModel) -> None:
@@ -104,6 +110,13 @@ class DataPlane:
         if predictor is None:  # pragma: no cover - a model is registered with its predictor
             raise ModelNotReadyError(f"model {model.name} is not ready")
         return predictor.arrival()
+
+    async def parse(self, model: LoadedModel, parse: Callable[..., T], body: bytes, *args: Any) -> T:
+        """``parse(body, *args, model.inputs)``, in a parsing process when the body is large (see
+        :mod:`mlops_serving.parsing`); a body with more values than MLOPS_SERVING_MAX_ROWS rows can
+        hold is refused (413) before any parsing."""
+        return await self.parser.parse(body, self.settings.max_rows, len(model.feature_names), parse, *args,
+                                       model.inputs)
 
     async def predict(self, model: LoadedModel, arrival: Arrival, features: npt.NDArray[np.float64]) -> Prediction:
         ctx = current()

@@ -59,6 +59,16 @@ class PayloadTooLargeError(ServingError):
     code = "PAYLOAD_TOO_LARGE"
 
 
+class RequestTimeoutError(ServingError):
+    """The client did not send the whole body within MLOPS_SERVING_BODY_TIMEOUT_S; the connection closes."""
+
+    status_code = 408
+    code = "REQUEST_TIMEOUT"
+
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
+
+
 class UnsupportedMediaTypeError(ServingError):
     status_code = 415
     code = "UNSUPPORTED_MEDIA_TYPE"
@@ -94,6 +104,16 @@ class ModelNotReadyError(ServingError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "5"}
+
+
+class ParserUnavailableError(ServingError):
+    """A large body could not be parsed because its parsing process died (the pool is replaced)."""
+
+    status_code = 503
+    code = "UNAVAILABLE"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
 
 
 class PredictionTimeoutError(ServingError):

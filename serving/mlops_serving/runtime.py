@@ -25,6 +25,7 @@ from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
 from mlops_platform.errors import MlopsError, NotFoundError
 from mlops_serving.errors import ModelNotFoundError, ModelNotReadyError
 from mlops_serving.fastpath import ProbaFn, forest_proba
+from mlops_serving.protocols.tabular import ModelInputs
 from mlops_serving.settings import ModelRef, ServingSettings
 
 if TYPE_CHECKING:
@@ -64,11 +65,14 @@ class LoadedModel:
     proba_fn: ProbaFn | None = None
     """An exact fast path for predict_proba (see :mod:`mlops_serving.fastpath`), once checked."""
     loaded_at: float = field(default_factory=time.time)
+    inputs: ModelInputs = field(init=False)
+    """What parsing a request needs (given to the body parser instead of the whole model)."""
 
     def __post_init__(self) -> None:
         classes = getattr(self.estimator, "classes_", None)
         self.classes = np.asarray(classes) if classes is not None else None
         self.has_proba = self.classes is not None and callable(getattr(self.estimator, "predict_proba", None))
+        self.inputs = ModelInputs(self.name, list(self.feature_names), self.has_proba)
 
     @property
     def is_classifier(self) -> bool:

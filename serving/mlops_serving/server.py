@@ -8,6 +8,9 @@ Connections are bounded in time: a client has ``MLOPS_SERVING_HEADER_TIMEOUT_S``
 request's headers (from the accept, and from the first byte of each later request on the
 connection), and a keep-alive connection idle for ``MLOPS_SERVING_IDLE_TIMEOUT_S`` between
 requests is closed; so silent or trickling sockets cannot pile up until file descriptors run out.
+A request's body must arrive within ``MLOPS_SERVING_BODY_TIMEOUT_S`` of its headers: a prediction
+still reading it answers 408 and closes the connection, and any connection still receiving a body
+a second after that deadline is closed (e.g. one trickling the body of a request already answered).
 """
 
 from __future__ import annotations
@@ -18,13 +21,18 @@ from typing import Any
 from mlops_serving import logs
 from mlops_serving.settings import ServingSettings
 
+BODY_GRACE_S = 1.0
+"""After the body deadline, how long a request still being answered has to send its response (a
+prediction answers 408 itself) before its connection is closed anyway."""
 
-def http_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
-    """uvicorn's httptools protocol plus a header-read deadline (uvicorn has none of its own)."""
+
+def http_protocol(header_timeout_s: float, body_timeout_s: float) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol plus a header-read and a body-read deadline (uvicorn has neither)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    class HeaderTimeoutProtocol(HttpToolsProtocol):
+    class DeadlineProtocol(HttpToolsProtocol):
         _header_timer: asyncio.TimerHandle | None = None
+        _body_timer: asyncio.TimerHandle | None = None
 
         def _arm(self) -> None:
             if self._header_timer is None:
@@ -35,9 +43,23 @@ def http_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
                 self._header_timer.cancel()
                 self._header_timer = None
 
+        def _disarm_body(self) -> None:
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
+
         def _header_deadline(self) -> None:
             self._header_timer = None
             if not self.transport.is_closing():
+                self.transport.close()
+
+        def _body_deadline(self, grace: bool) -> None:
+            self._body_timer = None
+            cycle = self.cycle
+            if grace and cycle is not None and not cycle.response_complete:
+                # the app is still on this request (a prediction reading its body answers 408 itself)
+                self._body_timer = self.loop.call_later(BODY_GRACE_S, self._body_deadline, False)
+            elif not self.transport.is_closing():
                 self.transport.close()
 
         def connection_made(self, transport: Any) -> None:
@@ -51,12 +73,19 @@ def http_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
         def on_headers_complete(self) -> None:
             self._disarm()
             super().on_headers_complete()
+            self._disarm_body()
+            self._body_timer = self.loop.call_later(body_timeout_s, self._body_deadline, True)
+
+        def on_message_complete(self) -> None:
+            self._disarm_body()
+            super().on_message_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            self._disarm_body()
             super().connection_lost(exc)
 
-    return HeaderTimeoutProtocol
+    return DeadlineProtocol
 
 
 def run(settings: ServingSettings) -> int:
@@ -75,7 +104,7 @@ def run(settings: ServingSettings) -> int:
         lifespan="on",
         timeout_graceful_shutdown=max(1, int(settings.request_drain_s)),
         timeout_keep_alive=max(1, round(settings.idle_timeout_s)),
-        http=http_protocol(settings.header_timeout_s),
+        http=http_protocol(settings.header_timeout_s, settings.body_timeout_s),
     )
     server = uvicorn.Server(config)
     server.run()

@@ -128,6 +128,17 @@ class ServingSettings(PlatformSettings):
         30.0, ge=1, le=3600,
         description="How long a keep-alive connection may stay idle between requests before it is closed.",
     )
+    body_timeout_s: float = Field(
+        30.0, gt=0, le=3600,
+        description="How long a client may take to send a request's body, from the end of its headers: a "
+        "prediction whose body is late is answered 408 and its connection closed; any other connection "
+        "still receiving a body then is closed a second later.",
+    )
+    parse_processes: int = Field(
+        1, ge=1, le=64,
+        description="Processes that parse request bodies of 64 KiB or more, so that a large (or hostile) "
+        "body never holds up the event loop; more let several large bodies be parsed at once.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="'json' (one object a line) or 'text'.")
     access_log: bool = Field(

@@ -270,3 +270,33 @@ def test_hostile_bodies_leave_no_traceback(hostile_server: Server) -> None:
     assert "Traceback" not in text, text[-5000:]
     assert "unhandled error" not in text, text[-5000:]
     assert hostile_server.get("/readyz", key=False).status_code == 200
+
+
+LARGE_ROWS = 4000  # 0.3-0.4 MB in each protocol: parsed in the parsing process (bodies from 64 KiB)
+
+
+def _large_request(protocol: str, rows: list[list[float]]) -> tuple[str, str, bytes]:
+    if protocol == "native":
+        return "/predict", J, json.dumps({"features": rows}).encode()
+    if protocol == "mlflow-split":
+        return "/invocations", J, json.dumps({"dataframe_split": {"columns": FEATURES, "data": rows}}).encode()
+    if protocol == "mlflow-csv":
+        lines = [",".join(FEATURES)] + [",".join(map(str, row)) for row in rows]
+        return "/invocations", "text/csv", ("\n".join(lines) + "\n").encode()
+    tensor = {"name": "input-0", "shape": [len(rows), len(FEATURES)], "datatype": "FP64", "data": rows}
+    return V2, J, json.dumps({"inputs": [tensor]}).encode()
+
+
+@pytest.mark.parametrize("protocol", ["native", "mlflow-split", "mlflow-csv", "v2"])
+def test_large_legitimate_body_is_answered_correctly(hostile_server: Server, protocol: str) -> None:
+    """A body big enough for the parsing process, in each protocol: the same predictions as small requests."""
+    small = hostile_server.post("/predict", json={"features": WINE_ROWS})
+    assert small.status_code == 200, small.text
+    expected = [small.json()["predictions"][k % len(WINE_ROWS)] for k in range(LARGE_ROWS)]
+    path, content_type, body = _large_request(protocol, [WINE_ROWS[k % len(WINE_ROWS)] for k in range(LARGE_ROWS)])
+    assert 64 * 1024 <= len(body) <= BODY_LIMIT
+    response = hostile_server.post(path, data=body, headers={"content-type": content_type})
+    assert response.status_code == 200, response.text[:2000]
+    payload = response.json()
+    predictions = payload["outputs"][0]["data"] if protocol == "v2" else payload["predictions"]
+    assert predictions == expected

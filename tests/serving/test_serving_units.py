@@ -15,7 +15,14 @@ import pytest
 from mlops_platform.errors import ConfigError
 from mlops_serving import auth
 from mlops_serving.batching import MicroBatcher, Predictor
-from mlops_serving.errors import BadRequestError, InvalidInputError, UnsupportedMediaTypeError
+from mlops_serving.errors import (
+    BadRequestError,
+    InvalidInputError,
+    ParserUnavailableError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+from mlops_serving.parsing import BodyParser
 from mlops_serving.protocols import mlflow as mlflow_protocol
 from mlops_serving.protocols import native, tabular, v2
 from mlops_serving.runtime import LoadedModel, Prediction
@@ -398,3 +405,34 @@ def test_argmax_of_predict_proba_equals_predict_for_the_example_models(trained_s
         assert model.proba_argmax, name
         assert model.baseline is not None and model.baseline.feature_names == model.feature_names
         assert np.array_equal(model.predict(data).labels, model.estimator.predict(data)), name
+
+
+# -- the body parser ------------------------------------------------------------------------------------
+
+def _die(body: bytes) -> None:
+    os._exit(1)  # a parsing process killed mid-parse (e.g. out of memory)
+
+
+def test_body_parser_uses_its_process_for_large_bodies_and_replaces_a_dead_one() -> None:
+    large = b'{"inputs": {"a": [1], "b": [2], "c": [3]}}'.ljust(tabular.LARGE_BODY)
+    model = stub_model()
+
+    async def run() -> None:
+        parser = BodyParser(1)
+        parser.start()
+        try:
+            parsed = await parser.parse(large, 10, 3, mlflow_protocol.parse, "application/json", model.inputs)
+            assert parsed.tolist() == [[1, 2, 3]]
+            with pytest.raises(InvalidInputError, match="unknown feature"):  # the same 4xx as inline
+                await parser.parse(large.replace(b'"c"', b'"d"'), 10, 3, mlflow_protocol.parse,
+                                   "application/json", model.inputs)
+            with pytest.raises(PayloadTooLargeError, match="MLOPS_SERVING_MAX_ROWS=10"):  # counted first
+                await parser.parse(b",".ljust(tabular.LARGE_BODY, b","), 10, 3, _die)
+            with pytest.raises(ParserUnavailableError):
+                await parser.parse(large, 10, 3, _die)
+            parsed = await parser.parse(large, 10, 3, mlflow_protocol.parse, "application/json", model.inputs)
+            assert parsed.tolist() == [[1, 2, 3]]  # a new pool took over
+        finally:
+            await parser.stop()
+
+    asyncio.run(run())

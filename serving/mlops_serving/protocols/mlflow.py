@@ -17,13 +17,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlops_serving.errors import BadRequestError, InvalidInputError, ServingError
 from mlops_serving.protocols.tabular import (
     Matrix,
+    ModelInputs,
     check_finite,
     check_names,
     columns_to_matrix,
@@ -35,13 +36,15 @@ from mlops_serving.protocols.tabular import (
     require_object,
     rows_to_matrix,
 )
-from mlops_serving.runtime import LoadedModel, Prediction
+
+if TYPE_CHECKING:
+    from mlops_serving.runtime import Prediction
 
 CONTENT_TYPES = ("application/json", "text/csv")
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-def parse(body: bytes, content_type: str | None, model: LoadedModel) -> Matrix:
+def parse(body: bytes, content_type: str | None, model: ModelInputs) -> Matrix:
     kind = media_type(content_type, CONTENT_TYPES)
     if kind == "text/csv":
         return parse_csv(body, model)
@@ -76,7 +79,7 @@ def parse(body: bytes, content_type: str | None, model: LoadedModel) -> Matrix:
     return rows_to_matrix(data, names, key, maybe_bool)
 
 
-def parse_csv(body: bytes, model: LoadedModel) -> Matrix:
+def parse_csv(body: bytes, model: ModelInputs) -> Matrix:
     import pandas as pd
 
     if not body.strip():

@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_serving.errors import BadRequestError, InvalidInputError
 from mlops_serving.protocols.tabular import (
     Matrix,
+    ModelInputs,
     decode_json,
     media_type,
     records_to_matrix,
     require_object,
     rows_to_matrix,
 )
-from mlops_serving.runtime import LoadedModel, Prediction
+
+if TYPE_CHECKING:
+    from mlops_serving.runtime import LoadedModel, Prediction
 
 CONTENT_TYPES = ("application/json",)
 _KEYS = ("features", "instances", "probabilities")
@@ -40,7 +43,7 @@ class NativeRequest:
     probabilities: bool
 
 
-def parse(body: bytes, content_type: str | None, model: LoadedModel) -> NativeRequest:
+def parse(body: bytes, content_type: str | None, model: ModelInputs) -> NativeRequest:
     media_type(content_type, CONTENT_TYPES)
     payload = require_object(decode_json(body), "the request")
     unknown = [k for k in payload if k not in _KEYS]

@@ -11,6 +11,7 @@ import math
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,18 @@ from mlops_serving.errors import BadRequestError, InvalidInputError, PayloadTooL
 Matrix = npt.NDArray[np.float64]
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 LARGE_BODY = 64 * 1024
-"""Bodies from this size on are parsed off the event loop, in steps that let it run (see :func:`decode_json`)."""
+"""Bodies from this size on are parsed in a separate process (see :mod:`mlops_serving.parsing`)."""
 _CHUNK_ROWS = 2048  # rows converted to numpy per C call: a bounded hold of the GIL per step
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """What parsing a request needs to know of its model. Small and picklable: a large body is
+    parsed in another process, which gets this instead of the model."""
+
+    name: str
+    feature_names: list[str]
+    has_proba: bool
 
 
 def media_type(content_type: str | None, allowed: Sequence[str]) -> str:
@@ -48,7 +59,8 @@ def check_volume(body: bytes, max_rows: int, width: int) -> None:
     """413 before any parsing when ``body`` holds more values or rows than ``max_rows`` rows of
     ``width`` features can need: it counts separators (``,`` and newlines) and containers (``[``,
     ``{``), a few milliseconds of C for the largest body, where decoding a million empty lists
-    or strings would hold the GIL for a second. The bounds are generous (field names, nesting)."""
+    or strings would keep the parsing process busy for a second. The bounds are generous (field
+    names, nesting)."""
     values = body.count(b",") + body.count(b"\n")
     containers = body.count(b"[") + body.count(b"{")
     most_values = 2 * max_rows * (width + 1) + 1024
@@ -60,20 +72,8 @@ def check_volume(body: bytes, max_rows: int, width: int) -> None:
         )
 
 
-def _float(text: str) -> float:
-    return float(text)
-
-
-def _int(text: str) -> int:
-    return int(text)
-
-
 def decode_json(body: bytes) -> Any:
-    """The JSON document of ``body`` (UTF-8 only, as RFC 8259 requires), else 400 naming the problem.
-
-    A large body is decoded with Python-level number hooks: the decoder then runs bytecode between
-    numbers, so a second thread (the event loop, when this runs in a worker) gets the GIL every
-    switch interval instead of waiting for the whole document."""
+    """The JSON document of ``body`` (UTF-8 only, as RFC 8259 requires), else 400 naming the problem."""
     if not body:
         raise BadRequestError("empty request body; expected a JSON object", field="body")
     try:
@@ -81,8 +81,6 @@ def decode_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"request body is not UTF-8: {exc.reason} at byte {exc.start}", field="body") from exc
     try:
-        if len(body) >= LARGE_BODY:
-            return json.loads(text, parse_float=_float, parse_int=_int)
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadRequestError(

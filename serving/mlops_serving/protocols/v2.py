@@ -22,7 +22,7 @@ import json
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +30,7 @@ import numpy.typing as npt
 from mlops_serving.errors import BadRequestError, InvalidInputError
 from mlops_serving.protocols.tabular import (
     Matrix,
+    ModelInputs,
     check_finite,
     check_names,
     decode_json,
@@ -39,7 +40,9 @@ from mlops_serving.protocols.tabular import (
     require_object,
     to_array,
 )
-from mlops_serving.runtime import LoadedModel, Prediction
+
+if TYPE_CHECKING:
+    from mlops_serving.runtime import LoadedModel, Prediction
 
 CONTENT_TYPES = ("application/json", "application/octet-stream")
 HEADER_LENGTH = "inference-header-content-length"
@@ -92,7 +95,7 @@ def model_metadata(model: LoadedModel) -> dict[str, Any]:
 
 
 def parse_infer(body: bytes, content_type: str | None, header_length: str | None,
-                model: LoadedModel) -> InferRequest:
+                model: ModelInputs) -> InferRequest:
     binary = b""
     if header_length is not None:
         try:
@@ -232,7 +235,7 @@ def _flatten(data: list[Any]) -> list[Any]:
     return flat
 
 
-def _to_matrix(tensors: list[tuple[str, npt.NDArray[np.float64]]], model: LoadedModel) -> Matrix:
+def _to_matrix(tensors: list[tuple[str, npt.NDArray[np.float64]]], model: ModelInputs) -> Matrix:
     names = model.feature_names
     if len(tensors) == 1 and tensors[0][1].ndim == 2 and (tensors[0][0] not in names or len(names) > 1):
         name, array = tensors[0]
@@ -263,7 +266,7 @@ def _to_matrix(tensors: list[tuple[str, npt.NDArray[np.float64]]], model: Loaded
     return check_finite(matrix, names, "inputs", lambda i, j: f"inputs ({names[j]}) row {i}")
 
 
-def _outputs(requested: Any, model: LoadedModel, binary_all: bool) -> tuple[list[str], set[str]]:
+def _outputs(requested: Any, model: ModelInputs, binary_all: bool) -> tuple[list[str], set[str]]:
     available = [OUTPUT_PREDICT] + ([OUTPUT_PROBA] if model.has_proba else [])
     if requested is None:
         return available, set(available) if binary_all else set()

@@ -10,18 +10,14 @@ dependency solving costs about a third of a millisecond per request there. They 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from mlops_serving.auth import Principal
 from mlops_serving.dataplane import DataPlane
-from mlops_serving.errors import PayloadTooLargeError
-from mlops_serving.protocols.tabular import LARGE_BODY, check_volume
-
-T = TypeVar("T")
+from mlops_serving.errors import PayloadTooLargeError, RequestTimeoutError
 
 _api_key = APIKeyHeader(name="x-api-key", auto_error=False, description="API key (`mlops keys create`)")
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
@@ -67,8 +63,9 @@ async def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, or 413 as soon as it is over ``limit`` bytes (declared or streamed)."""
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The request body; 413 as soon as it is over ``limit`` bytes (declared or streamed), 408 (and
+    the connection closed) when it has not all arrived ``timeout_s`` after the headers."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(
@@ -76,22 +73,18 @@ async def read_body(request: Request, limit: int) -> bytes:
         )
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(
-                f"request body over {limit} bytes (MLOPS_SERVING_MAX_BODY_BYTES)", field="body"
-            )
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError(
+                        f"request body over {limit} bytes (MLOPS_SERVING_MAX_BODY_BYTES)", field="body"
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the request body did not arrive within {timeout_s:g}s (MLOPS_SERVING_BODY_TIMEOUT_S); "
+            f"{size} bytes received", field="body",
+        ) from None
     return b"".join(chunks)
-
-
-async def parse_body(body: bytes, max_rows: int, width: int, parse: Callable[..., T], *args: Any) -> T:
-    """``parse(body, *args)``: inline for a small body (no thread hop on the hot path); from
-    :data:`~mlops_serving.protocols.tabular.LARGE_BODY` bytes on, first a bound on the values it
-    holds (``max_rows`` rows of ``width`` features) and then in a worker thread, so that parsing
-    and validating a big (or hostile) body never holds up the other requests on the event loop."""
-    if len(body) < LARGE_BODY:
-        return parse(body, *args)
-    check_volume(body, max_rows, width)
-    return await asyncio.to_thread(parse, body, *args)

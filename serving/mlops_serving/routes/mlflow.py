@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 
 from mlops_serving import __version__
 from mlops_serving.protocols import mlflow
-from mlops_serving.routes.deps import SECURITY, DataPlaneDep, dataplane_of, parse_body, principal_of, read_body
+from mlops_serving.routes.deps import SECURITY, DataPlaneDep, dataplane_of, principal_of, read_body
 
 router = APIRouter(tags=["mlflow"])
 
@@ -24,9 +24,8 @@ async def invocations(request: Request) -> Response:
     principal_of(request).authorize(dataplane.settings.default_model)
     model = dataplane.model(None)
     with dataplane.arrival(model) as arrival:
-        body = await read_body(request, dataplane.settings.max_body_bytes)
-        features = await parse_body(body, dataplane.settings.max_rows, len(model.feature_names), mlflow.parse,
-                                    request.headers.get("content-type"), model)
+        body = await read_body(request, dataplane.settings.max_body_bytes, dataplane.settings.body_timeout_s)
+        features = await dataplane.parse(model, mlflow.parse, body, request.headers.get("content-type"))
         prediction = await dataplane.predict(model, arrival, features)
     return Response(mlflow.render(prediction), media_type="application/json")
 

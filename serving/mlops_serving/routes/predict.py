@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from mlops_serving.context import current
 from mlops_serving.protocols import native
-from mlops_serving.routes.deps import SECURITY, dataplane_of, parse_body, principal_of, read_body
+from mlops_serving.routes.deps import SECURITY, dataplane_of, principal_of, read_body
 
 router = APIRouter(tags=["predict"])
 
@@ -38,9 +38,8 @@ async def _predict(request: Request, name: str | None) -> Response:
     principal_of(request).authorize(name or dataplane.settings.default_model)
     model = dataplane.model(name)
     with dataplane.arrival(model) as arrival:
-        body = await read_body(request, dataplane.settings.max_body_bytes)
-        parsed = await parse_body(body, dataplane.settings.max_rows, len(model.feature_names), native.parse,
-                                  request.headers.get("content-type"), model)
+        body = await read_body(request, dataplane.settings.max_body_bytes, dataplane.settings.body_timeout_s)
+        parsed = await dataplane.parse(model, native.parse, body, request.headers.get("content-type"))
         prediction = await dataplane.predict(model, arrival, parsed.features)
     return Response(native.render(model, prediction, current().request_id, parsed.probabilities),
                     media_type="application/json")

@@ -14,7 +14,6 @@ from mlops_serving.routes.deps import (
     DataPlaneDep,
     PrincipalDep,
     dataplane_of,
-    parse_body,
     principal_of,
     read_body,
 )
@@ -90,28 +89,33 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     model = dataplane.model(name)
     _check_version(model, version)
     with dataplane.arrival(model) as arrival:
-        body = await read_body(request, dataplane.settings.max_body_bytes)
-        parsed = await parse_body(body, dataplane.settings.max_rows, len(model.feature_names), v2.parse_infer,
-                                  request.headers.get("content-type"), request.headers.get(v2.HEADER_LENGTH), model)
+        body = await read_body(request, dataplane.settings.max_body_bytes, dataplane.settings.body_timeout_s)
+        parsed = await dataplane.parse(model, v2.parse_infer, body, request.headers.get("content-type"),
+                                       request.headers.get(v2.HEADER_LENGTH))
         prediction = await dataplane.predict(model, arrival, parsed.features)
     content, headers = v2.render_infer(model, prediction, parsed, current().request_id)
     media = "application/octet-stream" if headers else "application/json"
     return Response(content, media_type=media, headers=headers)
 
 
+_ELEMENT = {"type": ["number", "string", "boolean"]}
+_PARAMETERS = {"type": "object", "additionalProperties": _ELEMENT,
+               "description": "Parameters: values are strings, numbers or booleans."}
 _BODY = {**SECURITY, "requestBody": {"required": True, "content": {"application/json": {"schema": {
     "type": "object", "required": ["inputs"],
     "properties": {
         "id": {"type": "string"},
-        "parameters": {"type": "object"},
+        "parameters": _PARAMETERS,
         "inputs": {"type": "array", "items": {"type": "object", "required": ["name", "shape", "datatype"],
                                               "properties": {
             "name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
-            "datatype": {"type": "string", "enum": [*v2.NUMERIC_DTYPES, v2.BYTES]}, "data": {"type": "array"},
-            "parameters": {"type": "object"},
+            "datatype": {"type": "string", "enum": [*v2.NUMERIC_DTYPES, v2.BYTES]},
+            "data": {"type": "array", "description": "Row-major values, flat or nested by row ([N] or [N, F]).",
+                     "items": {"anyOf": [_ELEMENT, {"type": "array", "items": _ELEMENT}]}},
+            "parameters": _PARAMETERS,
         }}},
         "outputs": {"type": "array", "items": {"type": "object", "properties": {
-            "name": {"type": "string", "enum": [v2.OUTPUT_PREDICT, v2.OUTPUT_PROBA]}, "parameters": {"type": "object"},
+            "name": {"type": "string", "enum": [v2.OUTPUT_PREDICT, v2.OUTPUT_PROBA]}, "parameters": _PARAMETERS,
         }}},
     },
 }}}}}
