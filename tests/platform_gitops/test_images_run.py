@@ -35,7 +35,8 @@ from support.podexec import PodCommand, render
 from support.project import REPO
 from support.services import integration_required, require_binary, wait_for_http
 
-pytestmark = pytest.mark.integration
+# Builds three images (minutes each on a shared machine), then runs them: beyond the suite's 600 s default.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
 MODEL = "wine-classifier"
 MLFLOW_SVC = "http://mlflow.mlops.svc.cluster.local:5000"
