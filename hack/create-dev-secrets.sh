@@ -11,7 +11,8 @@
 #   model-api-keys-<env>    API-key hashes of the staging and production model servers; the
 #                           keys themselves are printed once, here, and stored nowhere
 #   promotion-bot-git       the promotion bot's Git token: $PROMOTION_BOT_GIT_TOKEN (and
-#                           $PROMOTION_BOT_GIT_USERNAME), or a placeholder that cannot push
+#                           $PROMOTION_BOT_GIT_USERNAME; a token given replaces the stored one),
+#                           or a placeholder that cannot push
 #   grafana-admin           Grafana's admin password (random)
 #   alertmanager-receivers  $ALERT_SLACK_WEBHOOK_URL and $ALERT_PAGER_WEBHOOK_URL, or a local
 #                           black hole
@@ -101,7 +102,10 @@ put_secret mlflow-db username=mlflow "password=$(random)" || true
 put_secret minio-root rootUser=admin "rootPassword=$(random)" || true
 put_secret mlops-s3 "access-key=mlops-$(random 6)" "secret-key=$(random)" || true
 put_secret grafana-admin user=admin "password=$(random 12)" || true
-put_secret promotion-bot-git \
+# A token given here (hack/kind-up.sh gives the in-cluster Gitea's) replaces the stored one.
+bot_rotate="${ROTATE}"
+[[ -z "${PROMOTION_BOT_GIT_TOKEN:-}" ]] || bot_rotate=true
+ROTATE="${bot_rotate}" put_secret promotion-bot-git \
   "username=${PROMOTION_BOT_GIT_USERNAME:-mlops-promotion-bot}" \
   "token=${PROMOTION_BOT_GIT_TOKEN:-no-token-set}" || true
 put_secret alertmanager-receivers \

@@ -1,28 +1,45 @@
 #!/usr/bin/env bash
-# Create the local kind cluster and let Argo CD install the whole platform from Git.
+# Create the local kind cluster and let Argo CD install the whole platform from the local clone.
 #
-# Usage: hack/kind-up.sh [--cluster-only] [-h|--help]
+# Usage: hack/kind-up.sh [--cluster-only] [--skip-build] [--no-train] [-h|--help]
 #
 # Steps (each idempotent, so re-running continues where it stopped):
-#   1. kind cluster "${KIND_CLUSTER_NAME:-mlops}" with the ports of kind_config in hack/lib/kind.sh
+#   1. the footprint: the CPU and memory requests of everything the cluster will run
+#      (python -m mlops_platform.manifests.footprint), checked against what Docker can give;
+#      refuses to start below it;
+#   2. kind cluster "${KIND_CLUSTER_NAME:-mlops}" with the ports of kind_config in hack/lib/kind.sh
 #      (127.0.0.1:8080 HTTP and 127.0.0.1:8443 HTTPS to the Istio ingress gateway);
-#   2. Argo CD ${ARGOCD_VERSION:-v3.5.1} (pinned install manifest) and its settings (infra/argocd/);
-#   3. the development secrets (hack/create-dev-secrets.sh);
-#   4. the root Application of clusters/kind/ (the app-of-apps), then waits for every
-#      Application to be synced and healthy (WAIT_TIMEOUT, default 1800 s);
-#   5. prints every UI, how to reach it, the admin password commands and a curl through the
+#   3. the project's three images built from the working tree (hack/build-images.sh, docker) and
+#      loaded into kind (kind load docker-image) under the names the kind overlay pins;
+#   4. Argo CD ${ARGOCD_VERSION:-v3.5.1} (pinned install manifest) and its settings (infra/argocd/);
+#   5. the in-cluster Git server (clusters/kind/gitea/): applied with the projects and the root
+#      Application, then seeded by pushing this clone's HEAD to mlops/mlops-platform, with a bot
+#      user whose token the promotion bot uses;
+#   6. the development secrets (hack/create-dev-secrets.sh), then waits for every Application to
+#      be Synced and Healthy (WAIT_TIMEOUT, default 1800 s; environments with nothing pinned run no
+#      pods and are healthy);
+#   7. a first model: submits the train workflow for every model (workflows/models/) and waits
+#      for them (TRAIN_TIMEOUT, default 1800 s); each opens its promotion pull request in Gitea;
+#   8. prints every UI, how to reach it, the pull requests to merge next, and a curl through the
 #      Istio ingress.
-# Argo CD syncs from the repository in clusters/kind/kustomization.yaml (repoURL, targetRevision):
-# push your fork and set them there first. Needs docker, kind and kubectl.
+# Argo CD syncs from Gitea inside the cluster: commit before running this script (uncommitted
+# changes are not pushed). Needs docker, kind, kubectl, git, curl, openssl and the project's .venv
+# (hack/test.sh creates it). A shared cluster syncs from a fork instead (README).
 set -o errexit -o nounset -o pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." &>/dev/null && pwd -P)"
 cd "${REPO_ROOT}"
 # shellcheck source=hack/lib/kind.sh
 source "${REPO_ROOT}/hack/lib/kind.sh"
+# shellcheck source=hack/lib/gitea.sh
+source "${REPO_ROOT}/hack/lib/gitea.sh"
 
 WAIT_TIMEOUT="${WAIT_TIMEOUT:-1800}"
+TRAIN_TIMEOUT="${TRAIN_TIMEOUT:-1800}"
 CLUSTER_ONLY=false
+BUILD=true
+TRAIN=true
+PYTHON="${REPO_ROOT}/.venv/bin/python"
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${REPO_ROOT}/hack/kind-up.sh"; }
 
@@ -30,12 +47,35 @@ while (($#)); do
   case "$1" in
     -h | --help) usage; exit 0 ;;
     --cluster-only) CLUSTER_ONLY=true ;;
+    --skip-build) BUILD=false ;;
+    --no-train) TRAIN=false ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
   shift
 done
 
-need docker kind kubectl
+need docker kind kubectl git curl openssl
+[[ -x "${PYTHON}" ]] || die "the project's .venv is needed (footprint, API keys): run hack/test.sh --co -q first"
+trap gitea_stop EXIT
+
+# 1. What the cluster asks for, against what Docker gives (all nodes share the Docker VM).
+check_footprint() {
+  local ncpu memory
+  read -r ncpu memory < <(docker info --format '{{.NCPU}} {{.MemTotal}}')
+  log "Docker gives ${ncpu} CPUs and $((memory / 1024 / 1024)) MiB; the platform asks for:"
+  "${PYTHON}" -m mlops_platform.manifests.footprint --root "${REPO_ROOT}" --cluster kind --nodes 2 \
+    --capacity-cpus "${ncpu}" --capacity-memory "${memory}" ||
+    die "not enough CPU or memory for the platform (above); nothing was created"
+}
+
+# 3. The images Argo CD deploys, exactly as built from this tree, loaded into every node.
+build_and_load_images() {
+  CONTAINER_ENGINE=docker hack/build-images.sh
+  local image
+  while read -r image _; do
+    kind load docker-image --name "${KIND_CLUSTER_NAME}" "${image}"
+  done < <(hack/build-images.sh --list)
+}
 
 create_cluster() {
   if cluster_exists; then
@@ -59,8 +99,23 @@ install_argocd() {
 }
 
 apply_root() {
-  log "applying the projects and the root Application of clusters/kind"
+  log "applying the projects, the Gitea Application and the root Application of clusters/kind"
   kc kustomize clusters/kind | kc apply -l mlops.io/bootstrap=true -f -
+}
+
+# 5. Gitea up, the repository seeded from this clone, the bot's token handed to the secrets.
+seed_gitea() {
+  gitea_admin_secret
+  log "waiting for Gitea (Argo CD installs it from its chart)"
+  gitea_start
+  gitea_seed_repository
+  gitea_push_clone
+  PROMOTION_BOT_GIT_USERNAME="${GITEA_BOT}"
+  PROMOTION_BOT_GIT_TOKEN="$(gitea_bot_token)"
+  [[ -n "${PROMOTION_BOT_GIT_TOKEN}" ]] || die "no token for ${GITEA_BOT}"
+  export PROMOTION_BOT_GIT_USERNAME PROMOTION_BOT_GIT_TOKEN
+  # Argo CD retries with a backoff; have it read the freshly seeded repository now.
+  kc -n argocd annotate application root argocd.argoproj.io/refresh=hard --overwrite >/dev/null
 }
 
 wait_for_sync() {
@@ -80,6 +135,61 @@ wait_for_sync() {
     fi
     sleep 15
   done
+}
+
+# 7. A first version of every model: the train workflow (train, gate, promotion pull request).
+train_models() {
+  local model name phase deadline
+  local -a names=()
+  for model in workflows/models/*.yaml; do
+    model="$(basename "${model}" .yaml)"
+    name="$(kc -n mlops create -o name -f - <<YAML
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  generateName: train-${model}-
+  namespace: mlops
+spec:
+  workflowTemplateRef:
+    name: train
+  arguments:
+    parameters:
+      - name: model
+        value: ${model}
+YAML
+)"
+    log "submitted ${name} (${model})"
+    names+=("${name#*/}")
+  done
+  deadline=$((SECONDS + TRAIN_TIMEOUT))
+  for name in "${names[@]}"; do
+    while :; do
+      phase="$(kc -n mlops get workflow "${name}" -o jsonpath='{.status.phase}' 2>/dev/null || true)"
+      case "${phase}" in
+        Succeeded) log "${name}: Succeeded"; break ;;
+        Failed | Error) die "${name}: ${phase}; see: kubectl --context ${KUBE_CONTEXT} -n mlops get workflow ${name} -o yaml" ;;
+      esac
+      ((SECONDS < deadline)) || die "${name} still ${phase:-pending} after ${TRAIN_TIMEOUT}s"
+      sleep 10
+    done
+  done
+}
+
+print_next_step() {
+  local pulls none="  (none open: see the logs of the train workflows)"
+  pulls="$(gitea_api GET "/repos/${GITEA_ORG}/${GITEA_REPO}/pulls?state=open&limit=20" |
+    grep -o '"html_url":"[^"]*/pulls/[0-9]*"' | cut -d'"' -f4 | sort -u)" || true
+  cat <<TEXT
+
+Next step: the promotion pull requests the training opened in the in-cluster Gitea, one per model
+(open them while this port-forward runs; Gitea's admin is in the Secret gitea/gitea-admin):
+
+  kubectl --context ${KUBE_CONTEXT} -n gitea port-forward svc/gitea-http 3000:3000
+${pulls:-${none}}
+
+Merging one pins the version in staging: Argo CD syncs it and the staging canary runs its analysis.
+hack/kind-smoke.sh runs the whole lifecycle (staging, production, a faulty version and its revert).
+TEXT
 }
 
 print_access() {
@@ -120,15 +230,24 @@ Model servers through the Istio ingress gateway (127.0.0.1:8080 on this machine)
 TEXT
 }
 
+check_footprint
 create_cluster
 if [[ "${CLUSTER_ONLY}" == true ]]; then
   log "cluster only: done"
   exit 0
 fi
+if [[ "${BUILD}" == true ]]; then
+  build_and_load_images
+fi
 install_argocd
-hack/create-dev-secrets.sh
 apply_root
+seed_gitea
+hack/create-dev-secrets.sh
 wait_for_sync
 # Now that mlops/rollout-notifier exists: its token for the Argo Rollouts notification engine.
 hack/create-dev-secrets.sh
+if [[ "${TRAIN}" == true ]]; then
+  train_models
+fi
 print_access
+print_next_step

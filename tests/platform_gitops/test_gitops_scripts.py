@@ -11,7 +11,8 @@ import pytest
 from .gitops_support import REPO
 
 SCRIPTS = [*sorted(p for p in (REPO / "hack").rglob("*.sh")), REPO / "hack" / "validate", REPO / ".ci" / "run"]
-PLATFORM_SCRIPTS = ["kind-up.sh", "kind-down.sh", "create-dev-secrets.sh"]
+PLATFORM_SCRIPTS = ["kind-up.sh", "kind-down.sh", "kind-smoke.sh", "create-dev-secrets.sh", "build-images.sh",
+                    "build-standin-base.sh"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[str(p.relative_to(REPO)) for p in SCRIPTS])

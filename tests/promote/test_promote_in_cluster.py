@@ -4,15 +4,16 @@ The kind cluster's workflow-templates folder is rendered with the annotations Ar
 (apps/workflow-templates.yaml, values of clusters/kind/kustomization.yaml); its `train` and
 `promote` steps run with their pods' command and environment (support.podexec) against a real
 MLflow tracking server (PostgreSQL, SeaweedFS S3) and a real Git smart-HTTP server that requires
-the bot's token (support.githttp); the pull-request API is the local fake of GitHub's endpoints.
+the bot's token (support.githttp); the pull-request API is the local fake of Gitea's endpoints (the
+kind cluster's Git server, clusters/kind/gitea/).
 
 Overrides (service address or image path -> what the test runs), nothing else:
 
     http://mlflow.mlops.svc.cluster.local:5000            -> the MLflow server on loopback
     http://minio.mlops.svc.cluster.local:9000             -> the SeaweedFS S3 endpoint
     http://kube-prometheus-stack-prometheus...:9090       -> a closed loopback port (no Prometheus)
-    https://api.github.com                                -> the fake GitHub API
-    https://github.com/mlops-gitops/mlops-platform.git    -> the Git server (the git artifact's repo)
+    http://gitea-http.gitea.svc.cluster.local:3000/api/v1 -> the fake Gitea API
+    http://gitea-http...:3000/mlops/mlops-platform.git    -> the Git server (the git artifact's repo)
     /app/workflows/models, /work/repo, /tmp               -> this checkout's models, the clone, a temp dir
 """
 
@@ -30,16 +31,16 @@ from support.podexec import PodCommand, Rendered, render
 from support.project import REPO
 from support.services import S3, free_port, mlflow_server, postgres_server, seaweedfs_s3
 
-from .fakehost import FakeGitHub, serve
+from .fakegitea import FakeGitea, serve
 
 TOKEN = "ghs_cluster-test-token-0123456789"
 KIND = REPO / "clusters" / "kind"
-SLUG = "mlops-gitops/mlops-platform"
+SLUG = "mlops/mlops-platform"
 STAGING = "serving/manifests/models/wine-classifier/staging"
 MLFLOW_SVC = "http://mlflow.mlops.svc.cluster.local:5000"
 MINIO_SVC = "http://minio.mlops.svc.cluster.local:9000"
 PROMETHEUS_SVC = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
-GITHUB_API = "https://api.github.com"
+GITEA_API = "http://gitea-http.gitea.svc.cluster.local:3000/api/v1"
 
 
 def _cluster_config() -> dict[str, str]:
@@ -93,7 +94,7 @@ def _fetch_git_artifact(pod: PodCommand, name: str, url: str, secrets: dict[str,
 
 
 def _promote_pod(
-    rendered: Rendered, s3: S3, mlflow_uri: str, github: FakeGitHub, clone: Path, tmp: Path, token: str
+    rendered: Rendered, s3: S3, mlflow_uri: str, gitea: FakeGitea, clone: Path, tmp: Path, token: str
 ) -> tuple[PodCommand, dict[str, dict[str, str]]]:
     secrets = {
         "mlops-s3": {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key},
@@ -107,7 +108,7 @@ def _promote_pod(
             MLFLOW_SVC: mlflow_uri,
             MINIO_SVC: s3.endpoint_url,
             PROMETHEUS_SVC: f"http://127.0.0.1:{free_port()}",
-            GITHUB_API: github.url,
+            GITEA_API: gitea.api_url,
             "/work/repo": clone,
             "/tmp": tmp,
         }
@@ -137,7 +138,7 @@ def test_train_gate_promote_pushes_the_branch_with_the_token_and_is_refused_with
         seaweedfs_s3(tmp_path / "s3") as s3,
         mlflow_server(tmp_path / "mlflow", pg.create_database("mlflow"), s3) as mlflow,
         git_http_server(git_root, "x-access-token", TOKEN) as githost,
-        serve(FakeGitHub()) as github,
+        serve(FakeGitea(token=TOKEN)) as gitea,
     ):
         repo_url = githost.repo_url(f"{SLUG}.git")
 
@@ -159,7 +160,7 @@ def test_train_gate_promote_pushes_the_branch_with_the_token_and_is_refused_with
         # -- promote with a wrong token, then with none: the Git server refuses, nothing is written
         for token, expected in ((TOKEN + "-wrong", "was rejected"), ("", "no token is set")):
             clone = tmp_path / f"clone-{len(token)}"
-            pod, secrets = _promote_pod(rendered, s3, mlflow.tracking_uri, github, clone, pod_tmp, token)
+            pod, secrets = _promote_pod(rendered, s3, mlflow.tracking_uri, gitea, clone, pod_tmp, token)
             assert pod.artifacts["repo"]["git"]["repo"] == config["repoURL"]
             _fetch_git_artifact(
                 pod,
@@ -173,11 +174,11 @@ def test_train_gate_promote_pushes_the_branch_with_the_token_and_is_refused_with
             assert "the Git host refused the bot" in refused.stderr and expected in refused.stderr
             assert TOKEN not in refused.stdout + refused.stderr
         assert _branches(bare) == {base}
-        assert github.pulls == {}
+        assert gitea.pulls == {}
 
         # -- promote with the token: the branch is pushed over authenticated smart HTTP, the PR opened
         clone = tmp_path / "clone"
-        pod, secrets = _promote_pod(rendered, s3, mlflow.tracking_uri, github, clone, pod_tmp, TOKEN)
+        pod, secrets = _promote_pod(rendered, s3, mlflow.tracking_uri, gitea, clone, pod_tmp, TOKEN)
         _fetch_git_artifact(pod, "repo", repo_url, secrets, clone)
         pushes_before = len(githost.pushes())
         promoted = pod.run(cwd=pod_tmp, timeout=300)
@@ -187,7 +188,7 @@ def test_train_gate_promote_pushes_the_branch_with_the_token_and_is_refused_with
         assert [r.status for r in githost.pushes()[pushes_before:]] == [200]
         assert all(r.user == "x-access-token" for r in githost.pushes()[pushes_before:])
         assert _branches(bare) == {base, "promote/wine-classifier/staging/v1"}
-        [pr] = github.open_pulls()
+        [pr] = [p for p in gitea.pulls.values() if p["state"] == "open"]
         assert pr["title"] == "promote(wine-classifier): none -> v1 [staging]"
         assert pr["head"]["ref"] == "promote/wine-classifier/staging/v1" and pr["base"]["ref"] == base
         shown = _git(
@@ -211,7 +212,7 @@ def test_train_gate_promote_pushes_the_branch_with_the_token_and_is_refused_with
         # -- the same promotion again: the branch is up to date, one pull request
         again = pod.run(cwd=pod_tmp, timeout=300)
         assert again.returncode == 0, again.stdout + again.stderr
-        assert "is up to date" in again.stdout and len(github.pulls) == 1
+        assert "is up to date" in again.stdout and len(gitea.pulls) == 1
 
 
 def _branches(bare: Path) -> set[str]:

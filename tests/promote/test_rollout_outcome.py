@@ -6,7 +6,7 @@ pinned chart values (infra/argo-rollouts/values.yaml) rendered for that Rollout,
 valid WorkflowSubmitRequest of the argo-workflows SDK for the rollout-outcome template; its
 parameters (nothing hand-copied) feed the rendered WorkflowTemplate, whose `act` step runs with its
 pod's command and environment against a real MLflow tracking server, a Git smart-HTTP server that
-requires authentication (the clone the git artifact would make) and the fake pull-request API.
+requires authentication (the clone the git artifact would make) and the fake of the kind cluster's Git host API (Gitea).
 Aborted -> exactly one revert pull request; completed -> alias moved and promotion tags; every event
 again -> nothing changes.
 """
@@ -33,7 +33,7 @@ from support.services import S3, MlflowServer, mlflow_server, seaweedfs_s3
 
 from mlops_workflows.promote.release import drop_unpinned
 
-from .fakehost import FakeGitHub, serve
+from .fakegitea import FakeGitea, serve
 from .promote_support import git
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,8 @@ pytestmark = pytest.mark.integration
 MODEL = "wine-classifier"
 RELEASE = f"serving/manifests/models/{MODEL}/production/release.env"
 KIND_WORKFLOWS = REPO / "clusters" / "kind" / "workflow-templates"
-USER, TOKEN = "x-access-token", "ghs_bot-token-value"
+USER, TOKEN = "x-access-token", "gitea-bot-token-value"
+GITEA_API = "http://gitea-http.gitea.svc.cluster.local:3000/api/v1"  # the kind cluster's Git host
 ROLLOUT = f"{MODEL}-model-server"
 
 
@@ -109,7 +110,7 @@ class World:
     mlflow: MlflowServer
     s3: S3
     git: GitHttpServer
-    github: FakeGitHub
+    gitea: FakeGitea
     seed: Path
     tmp: Path
 
@@ -131,7 +132,7 @@ class World:
         rendered = render(KIND_WORKFLOWS, common_annotations={
             "mlops.io/git-repo": self.git.repo_url("gitops.git"),
             "mlops.io/git-revision": "main",
-            "mlops.io/git-repository": f"{self.github.owner}/{self.github.name}",
+            "mlops.io/git-repository": f"{self.gitea.owner}/{self.gitea.name}",
         })
         params = parameters(*notification(trigger, rollout), rendered)
         templates = rendered.find("WorkflowTemplate", "rollout-outcome")["spec"]["templates"]
@@ -160,11 +161,11 @@ class World:
         local = pod.with_overrides({
             "http://mlflow.mlops.svc.cluster.local:5000": self.mlflow.tracking_uri,
             "http://minio.mlops.svc.cluster.local:9000": self.s3.endpoint_url,
+            GITEA_API: self.gitea.api_url,
             "/work/repo": clone,
             "/tmp": pod_tmp,
         })
-        # The Git host's API: a setting whose default is the real host.
-        return local.run(cwd=clone, extra_env={"MLOPS_PROMOTE_API_URL": self.github.url}, timeout=120)
+        return local.run(cwd=clone, timeout=120)
 
     def land(self, version: int, number: int) -> str:
         """A person merges the promotion pull request #number of ``version``."""
@@ -177,10 +178,10 @@ class World:
         git(self.seed, "merge", "-q", "--no-ff", branch, "-m", f"Merge pull request #{number} from {branch}")
         git(self.seed, "push", "-q", "origin", "main")
         sha = git(self.seed, "rev-parse", "HEAD")
-        self.github.pulls[number] = {
-            "number": number, "html_url": f"https://github.example/o/r/pull/{number}", "title": branch,
+        self.gitea.pulls[number] = {
+            "number": number, "html_url": f"http://gitea.example/o/r/pulls/{number}", "title": branch,
             "body": "", "state": "closed", "head": {"ref": branch}, "base": {"ref": "main"}, "labels": [],
-            "merged_at": "2026-01-01T00:00:00Z", "merge_commit_sha": sha,
+            "merged": True, "merge_commit_sha": sha,
         }
         return sha
 
@@ -221,13 +222,13 @@ def world(registry_server: Any, tmp_path: Path) -> Iterator[World]:
     kustomization.write_text(drop_unpinned(kustomization.read_text()))
     git(seed, "add", "-A")
     git(seed, "commit", "-q", "-m", "seed: production runs v1")
-    with git_http_server(srv, USER, TOKEN) as git_server, serve(FakeGitHub()) as github:
+    with git_http_server(srv, USER, TOKEN) as git_server, serve(FakeGitea(token=TOKEN)) as gitea:
         header = "Authorization: Basic " + base64.b64encode(f"{USER}:{TOKEN}".encode()).decode()
         git(seed, "config", "http.extraHeader", header)
         git(seed, "remote", "add", "origin", git_server.repo_url("gitops.git"))
         git(seed, "push", "-q", "origin", "main")
         git(seed, "branch", "-q", "--set-upstream-to=origin/main", "main")
-        yield World(server, s3, git_server, github, seed, tmp_path)
+        yield World(server, s3, git_server, gitea, seed, tmp_path)
 
 
 def _tags(world: World, version: str) -> dict[str, str]:
@@ -245,7 +246,7 @@ def test_completed_canary_moves_the_alias_once(world: World) -> None:
     client = world.client()
     assert str(client.get_model_version_by_alias(MODEL, "production").version) == "2"
     tags = _tags(world, "2")
-    assert tags["promotion.production.pr"] == "https://github.example/o/r/pull/41"
+    assert tags["promotion.production.pr"] == "http://gitea.example/o/r/pulls/41"
     assert tags["promotion.production.commit"] == sha
 
     # The same event again (a duplicate notification or a retried step): nothing changes.
@@ -271,18 +272,18 @@ def test_aborted_canary_opens_exactly_one_revert_pull_request(world: World) -> N
     aborted = world.act("on-rollout-aborted", rollout)
     assert aborted.returncode == 0, aborted.stdout + aborted.stderr
     branch = f"rollback/{MODEL}/production/v1"
-    [pr] = world.github.open_pulls()
+    [pr] = [p for p in world.gitea.pulls.values() if p["state"] == "open"]
     assert pr["head"]["ref"] == branch and "v2" in pr["title"] and "v1" in pr["title"]
     pushed = git(world.seed, "ls-remote", "origin", f"refs/heads/{branch}")
     assert pushed, "the revert branch was not pushed"
     assert all(r.user == USER for r in world.git.pushes())
 
     # The same event again: the open pull request stays as it is (not updated, no second one).
-    writes = len(world.github.calls("POST")) + len(world.github.calls("PATCH"))
+    writes = len(world.gitea.calls("POST")) + len(world.gitea.calls("PATCH"))
     again = world.act("on-rollout-aborted", rollout)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "already open" in again.stdout
-    assert len(world.github.calls("POST")) + len(world.github.calls("PATCH")) == writes
+    assert len(world.gitea.calls("POST")) + len(world.gitea.calls("PATCH")) == writes
     assert git(world.seed, "ls-remote", "origin", f"refs/heads/{branch}") == pushed
 
     # A person closes it without merging: a late event does not open it again.
@@ -290,4 +291,4 @@ def test_aborted_canary_opens_exactly_one_revert_pull_request(world: World) -> N
     late = world.act("on-rollout-aborted", rollout)
     assert late.returncode == 0, late.stdout + late.stderr
     assert "not reopened" in late.stdout
-    assert world.github.open_pulls() == [] and len(world.github.pulls) == 2
+    assert not [p for p in world.gitea.pulls.values() if p["state"] == "open"] and len(world.gitea.pulls) == 2

@@ -60,10 +60,17 @@ __all__ = [
     "render",
 ]
 
-# Image (without tag) -> the Dockerfile it is built from, in this repository.
+# Image (without tag) -> the Dockerfile it is built from, in this repository: the registry names
+# (production) and the names hack/build-images.sh gives them for the kind cluster.
+_DOCKERFILES: dict[str, Path] = {
+    "mlops-jobs": REPO / "workflows" / "Dockerfile",
+    "model-server": REPO / "serving" / "Dockerfile",
+    "mlflow-server": REPO / "infra" / "mlflow" / "Dockerfile",
+}
 IMAGES: dict[str, Path] = {
-    "ghcr.io/mlops-gitops/mlops-jobs": REPO / "workflows" / "Dockerfile",
-    "ghcr.io/mlops-gitops/model-server": REPO / "serving" / "Dockerfile",
+    f"{registry}/{name}": dockerfile
+    for registry in ("ghcr.io/mlops-gitops", "localhost/mlops")
+    for name, dockerfile in _DOCKERFILES.items()
 }
 
 # The first words of an image's command -> how this checkout runs the same program.
