@@ -1,7 +1,7 @@
 """The transport-free data plane: which model answers, request limits, predict, and bookkeeping.
 
 Routes call it after parsing; it knows nothing about HTTP. Every prediction goes through
-:meth:`DataPlane.predict`: row limit, the model's batcher (or a direct call in the thread pool
+:meth:`DataPlane.predict`: row limit, the model's input dtypes, the model's batcher (or a direct call in the thread pool
 when batching is off), the deadline, fault mapping, metrics and the prediction log.
 """
 
@@ -113,6 +113,7 @@ class DataPlane:
                 f"{rows} rows in one request; at most {self.settings.max_rows} (MLOPS_SERVING_MAX_ROWS)",
                 field="rows",
             )
+        model.input_schema.check(features)  # the dtypes of the model's signature (integers)
         try:
             async with asyncio.timeout(self.settings.request_timeout_s):
                 prediction = await arrival.submit(features)

@@ -25,7 +25,7 @@ async def invocations(request: Request) -> Response:
     model = dataplane.model(None)
     with dataplane.arrival(model) as arrival:
         body = await read_body(request, dataplane.settings.max_body_bytes)
-        features = await parse_body(body, dataplane.settings.max_rows, len(model.feature_names), mlflow.parse,
+        features = await parse_body(body, dataplane.settings.max_rows, model.volume_width, mlflow.parse,
                                     request.headers.get("content-type"), model)
         prediction = await dataplane.predict(model, arrival, features)
     return Response(mlflow.render(prediction), media_type="application/json")

@@ -39,7 +39,7 @@ async def _predict(request: Request, name: str | None) -> Response:
     model = dataplane.model(name)
     with dataplane.arrival(model) as arrival:
         body = await read_body(request, dataplane.settings.max_body_bytes)
-        parsed = await parse_body(body, dataplane.settings.max_rows, len(model.feature_names), native.parse,
+        parsed = await parse_body(body, dataplane.settings.max_rows, model.volume_width, native.parse,
                                   request.headers.get("content-type"), model)
         prediction = await dataplane.predict(model, arrival, parsed.features)
     return Response(native.render(model, prediction, current().request_id, parsed.probabilities),

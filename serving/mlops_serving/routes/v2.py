@@ -91,7 +91,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     _check_version(model, version)
     with dataplane.arrival(model) as arrival:
         body = await read_body(request, dataplane.settings.max_body_bytes)
-        parsed = await parse_body(body, dataplane.settings.max_rows, len(model.feature_names), v2.parse_infer,
+        parsed = await parse_body(body, dataplane.settings.max_rows, model.volume_width, v2.parse_infer,
                                   request.headers.get("content-type"), request.headers.get(v2.HEADER_LENGTH), model)
         prediction = await dataplane.predict(model, arrival, parsed.features)
     content, headers = v2.render_infer(model, prediction, parsed, current().request_id)
