@@ -226,10 +226,6 @@ def load_model(registry: Registry, ref: ModelRef) -> LoadedModel:
     uri = f"models:/{ref.name}/{number}"
     info = get_model_info(uri)
     baseline = read_baseline(registry, version)
-    if baseline is None:
-        log.warning("%s v%s has no baseline statistics: no drift monitoring until one is attached "
-                    "(mlops baseline create %s --version %s --data FILE)", ref.name, number, ref.name, number,
-                    extra={"model": ref.name, "version": number})
     flavors = dict(info.flavors or {})
     estimator = pyfunc = None
     if FLAVOR_SKLEARN in flavors:
@@ -380,6 +376,10 @@ class ModelManager:
                 time.monotonic() - started,
                 extra={"model": model.name, "version": model.version},
             )
+            if model.baseline is None:
+                log.warning("%s v%s has no baseline statistics: no drift monitoring until one is attached "
+                            "(mlops baseline create %s --version %s --data FILE)", model.name, model.version,
+                            model.name, model.version, extra={"model": model.name, "version": model.version})
             return
 
     # -- queries --------------------------------------------------------------------------------
