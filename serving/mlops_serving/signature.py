@@ -117,8 +117,8 @@ class InputSchema:
                 i = int(np.argmax(bad))
                 name = self.feature_names[j]
                 raise InvalidInputError(
-                    f"row {i}, feature {name}: {column[i]:g} is not a {dtype} (the model's signature types it "
-                    f"{dtype}: integers from {info.min} to {info.max})", field=name,
+                    f"row {i}, feature {name}: {column[i]:g} is not an integer of type {dtype} (the model's "
+                    f"signature: integers from {info.min} to {info.max})", field=name,
                 )
 
     def model_input(self, features: npt.NDArray[np.float64], names: Sequence[str] | None = None) -> Any:
@@ -144,7 +144,7 @@ def from_signature(signature: Any, baseline_names: Sequence[str] | None, estimat
     inputs = getattr(signature, "inputs", None)
     if inputs is not None and inputs.has_input_names() and not inputs.is_tensor_spec():
         specs = inputs.inputs
-        bad = [f"{s.name} ({s.type})" for s in specs if _type_name(s.type) not in COLUMN_DTYPES]
+        bad = [f"{s.name} ({_type_name(s.type)})" for s in specs if _type_name(s.type) not in COLUMN_DTYPES]
         if bad:
             raise SignatureError(f"{uri}: only numeric features can be served; signature has {', '.join(bad)}")
         return InputSchema(
@@ -155,7 +155,7 @@ def from_signature(signature: Any, baseline_names: Sequence[str] | None, estimat
         return _tensor_schema(inputs, baseline_names, uri)
     if inputs is not None and not inputs.has_input_names():  # unnamed columns: ColSpecs without names
         specs = inputs.inputs
-        bad = [str(s.type) for s in specs if _type_name(s.type) not in COLUMN_DTYPES]
+        bad = [_type_name(s.type) for s in specs if _type_name(s.type) not in COLUMN_DTYPES]
         if bad:
             raise SignatureError(f"{uri}: only numeric features can be served; signature has {', '.join(bad)}")
         names = _baseline_or_positions(baseline_names, len(specs))
