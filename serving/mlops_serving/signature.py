@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -101,15 +102,17 @@ class InputSchema:
             return [str(name) for name in given]
         return positional_names(width or 0)
 
+    @cached_property
+    def _integer_columns(self) -> list[int]:
+        return [j for j, dtype in enumerate(self.dtypes) if np.dtype(dtype).kind in "iu"]
+
     def check(self, features: npt.NDArray[np.float64]) -> None:
         """422 naming the first value the model's dtype cannot hold (a fraction for an integer
         column, an integer beyond its range); float64 and float32 were checked while parsing."""
-        if not self.dtypes or features.ndim != 2 or features.shape[1] != len(self.dtypes):
+        if not self._integer_columns or features.ndim != 2 or features.shape[1] != len(self.dtypes):
             return
-        for j, dtype in enumerate(self.dtypes):
-            kind = np.dtype(dtype).kind
-            if kind not in "iu":
-                continue
+        for j in self._integer_columns:
+            dtype = self.dtypes[j]
             column = features[:, j]
             info = np.iinfo(np.dtype(dtype))
             bad = (column != np.floor(column)) | (column < info.min) | (column > info.max)
