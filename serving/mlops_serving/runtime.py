@@ -196,7 +196,7 @@ class LoadedModel:
 
     def probe_rows(self) -> npt.NDArray[np.float64]:
         """Rows spread over the training distribution (baseline quantiles), or zeros and ones."""
-        if self.baseline is None or set(self.feature_names) - set(self.baseline.feature_names):
+        if self.baseline is None:
             return np.vstack([np.zeros(len(self.feature_names)), np.ones(len(self.feature_names))])
         edges = []
         for name in self.feature_names:

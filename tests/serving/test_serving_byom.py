@@ -323,6 +323,16 @@ def test_mlflow_scoring_client_and_split_payloads(served: Served, registry: Regi
             assert np.asarray(predictions).reshape(-1).tolist() == registry.expected["nb-tensor"]
         with pytest.raises(Exception, match="error code 422"):
             client.invoke(pd.DataFrame(rows[:, :12]))
+        # CSV with the file's own header: the columns are positions for a tensor signature
+        csv_body = pd.DataFrame(rows, columns=registry.columns).to_csv(index=False)
+        answer = requests.post(server.url + "/invocations", data=csv_body, headers={"Content-Type": "text/csv"},
+                               timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"predictions": registry.expected["nb-tensor"]}
+        narrow = pd.DataFrame(rows[:, :12], columns=registry.columns[:12]).to_csv(index=False)
+        refused = requests.post(server.url + "/invocations", data=narrow, headers={"Content-Type": "text/csv"},
+                                timeout=30)
+        assert refused.status_code == 422 and "csv header: 12 columns; the model expects 13 features" in refused.text
     finally:
         server.stop()
 
