@@ -55,7 +55,8 @@ def test_frozen_store_neither_hangs_shutdown_nor_lies(trained_store: Any, tmp_pa
                 assert server.post("/predict", json={"features": WINE_ROWS},
                                    headers={"X-Request-ID": f"up-{i}"}).status_code == 200
                 sent += len(WINE_ROWS)
-            time.sleep(1)
+            # Freeze only once those are stored (a loaded machine may take longer than a flush interval).
+            wait_until(lambda: len(_stored_rows(s3, "predictions")) >= sent, 60, "the records sent before the freeze")
             os.kill(s3.pid, signal.SIGSTOP)
             frozen = True
             for i in range(300):  # the store hangs: writes time out, are retried, then dropped
