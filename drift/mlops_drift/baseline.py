@@ -1,22 +1,32 @@
 """Baseline statistics: what the training data looked like, stored with each model version.
 
 Training computes them (:func:`compute_baseline`) and logs them as the JSON artifact
-:data:`BASELINE_ARTIFACT` of the version's run; the model server and the drift job read them back
-by model name and version. The binning rule (:func:`bin_counts`) lives here too, so that the
+:data:`BASELINE_ARTIFACT` of the version's run, with the version tag ``baseline`` pointing at it
+(:func:`artifact_uri`); ``mlops baseline create`` attaches them the same way to a version that was
+registered without (:func:`store_baseline`). The model server and the drift job read them back by
+model name and version (:func:`read_baseline`). The binning rule (:func:`bin_counts`) lives here too, so that the
 training proportions and the proportions drift compares them with are computed the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
+if TYPE_CHECKING:
+    from mlops_platform.registry import Registry
+
 BASELINE_ARTIFACT = "baseline/baseline.json"
 """Path of the baseline statistics inside the run that produced a model version."""
+
+
+def artifact_uri(run_id: str) -> str:
+    """The value of the version tag ``baseline`` (``registry.TAG_BASELINE``): where the statistics are."""
+    return f"runs:/{run_id}/{BASELINE_ARTIFACT}"
 
 SCHEMA_VERSION = 1
 DEFAULT_BINS = 10
@@ -139,3 +149,26 @@ def compute_baseline(
         features=stats,
         predictions=PredictionBaseline(classes=class_names, proportions=proportions, rows=total),
     )
+
+
+def read_baseline(registry: Registry, version: Any) -> BaselineStatistics | None:
+    """The baseline statistics stored with a model ``version`` (an MLflow ModelVersion), or None."""
+    from mlops_platform.errors import NotFoundError
+
+    if not version.run_id:
+        return None
+    try:
+        return BaselineStatistics.model_validate(registry.load_run_json(version.run_id, BASELINE_ARTIFACT))
+    except NotFoundError:
+        return None
+
+
+def store_baseline(registry: Registry, version: Any, baseline: BaselineStatistics) -> str:
+    """Attach ``baseline`` to a model ``version`` as training does: the artifact in the version's run,
+    then the version tag naming it (so a reader never finds a tag without its artifact). Returns the URI."""
+    from mlops_platform.registry import TAG_BASELINE
+
+    registry.store_run_json(version.run_id, BASELINE_ARTIFACT, baseline.model_dump(mode="json"))
+    uri = artifact_uri(version.run_id)
+    registry.set_version_tags(version.name, version.version, {TAG_BASELINE: uri})
+    return uri

@@ -38,12 +38,12 @@ import numpy.typing as npt
 from pydantic import ValidationError
 
 from mlops_drift import records
-from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
+from mlops_drift.baseline import read_baseline
 from mlops_drift.html import render_html
 from mlops_drift.report import DriftReport, Thresholds, build_report
 from mlops_drift.settings import DriftSettings, parse_duration
 from mlops_platform import metric_names as mn
-from mlops_platform.errors import InvalidInputError
+from mlops_platform.errors import InvalidInputError, NotFoundError
 from mlops_platform.pushgateway import Sample, push_or_warn
 
 if TYPE_CHECKING:
@@ -356,7 +356,12 @@ def _run_drift(settings: DriftSettings, request: DriftRequest, now: datetime | N
     number = str(version.version)
     grouping = {mn.LABEL_MODEL: request.model, mn.LABEL_VERSION: number}
     try:
-        baseline = BaselineStatistics.model_validate(registry.load_run_json(version.run_id, BASELINE_ARTIFACT))
+        baseline = read_baseline(registry, version)
+        if baseline is None:
+            raise NotFoundError(
+                f"{request.model} v{number} has no baseline statistics; attach them with "
+                f"`mlops baseline create {request.model} --version {number} --data FILE`"
+            )
         # Precedence: the command's flags, then the model's own policy (its training config's
         # `drift:` section, stored with the baseline), then the MLOPS_DRIFT_* defaults.
         policy = baseline.monitoring

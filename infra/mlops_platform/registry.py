@@ -282,6 +282,15 @@ class Registry:
 
         return mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
+    def load_pyfunc_model(self, name: str, version: int | str) -> Any:
+        import mlflow.pyfunc
+
+        return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+
+    def store_run_json(self, run_id: str, artifact_path: str, value: Any) -> None:
+        """Write ``value`` as the JSON artifact ``artifact_path`` of run ``run_id`` (finished or not)."""
+        self.client.log_dict(run_id, value, artifact_path)
+
 
 def metric_key(name: str) -> str:
     """``name`` with the characters MLflow refuses in metric keys replaced by ``_``."""

@@ -1,7 +1,7 @@
 """The transport-free data plane: which model answers, request limits, predict, and bookkeeping.
 
 Routes call it after parsing; it knows nothing about HTTP. Every prediction goes through
-:meth:`DataPlane.predict`: row limit, the model's batcher (or a direct call in the thread pool
+:meth:`DataPlane.predict`: row limit, the model's input dtypes, the model's batcher (or a direct call in the thread pool
 when batching is off), the deadline, fault mapping, metrics and the prediction log.
 """
 
@@ -115,7 +115,7 @@ class DataPlane:
         """``parse(body, *args, model.inputs)``, in a parsing process when the body is large (see
         :mod:`mlops_serving.parsing`); a body with more values than MLOPS_SERVING_MAX_ROWS rows can
         hold is refused (413) before any parsing."""
-        return await self.parser.parse(body, self.settings.max_rows, len(model.feature_names), parse, *args,
+        return await self.parser.parse(body, self.settings.max_rows, model.volume_width, parse, *args,
                                        model.inputs)
 
     async def predict(self, model: LoadedModel, arrival: Arrival, features: npt.NDArray[np.float64]) -> Prediction:
@@ -126,6 +126,7 @@ class DataPlane:
                 f"{rows} rows in one request; at most {self.settings.max_rows} (MLOPS_SERVING_MAX_ROWS)",
                 field="rows",
             )
+        model.input_schema.check(features)  # the dtypes of the model's signature (integers)
         try:
             async with asyncio.timeout(self.settings.request_timeout_s):
                 prediction = await arrival.submit(features)

@@ -25,6 +25,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import hashlib
+import json
 import logging
 import random
 import time
@@ -116,8 +117,8 @@ class PredictionLogger:
     def offer(self, model: LoadedModel, request_id: str, received_at: float,
               features: npt.NDArray[np.float64], prediction: Prediction) -> None:
         """Buffer the rows of one request, if sampled; never raises, never blocks."""
-        if not self.enabled or (self._rate < 1.0 and random.random() >= self._rate):
-            return
+        if not self.enabled or not model.feature_names or (self._rate < 1.0 and random.random() >= self._rate):
+            return  # (a model without signature whose width nobody knows has no record schema)
         rows = len(features)
         self.totals.accepted += rows
         if self._stopping or self._rows + rows > self._capacity:
@@ -207,7 +208,7 @@ class PredictionLogger:
             request_ids=[c.request_id for c, n in zip(chunks, counts, strict=True) for _ in range(n)],
             rows=np.concatenate([np.arange(n, dtype=np.int32) for n in counts]),
             features=np.concatenate([c.features for c in chunks], axis=0),
-            predictions=np.concatenate([np.asarray(c.labels) for c in chunks]).astype(str).tolist(),
+            predictions=_prediction_texts(np.concatenate([np.asarray(c.labels) for c in chunks])),
             probabilities=(
                 np.concatenate([c.probabilities for c in chunks], axis=0)
                 if all(c.probabilities is not None for c in chunks) else None
@@ -251,6 +252,14 @@ class PredictionLogger:
                        "predlog_dropped": totals.dropped_total, "predlog_lost_at_shutdown": lost},
             )
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _prediction_texts(labels: npt.NDArray[Any]) -> list[str]:
+    """One text per row: the label, or the JSON list of a row of several outputs (pyfunc models)."""
+    if labels.ndim == 1:
+        texts: list[str] = labels.astype(str).tolist()
+        return texts
+    return [json.dumps(row) for row in labels.reshape(len(labels), -1).tolist()]
 
 
 def _by_hour(chunks: list[_Chunk]) -> dict[int, list[_Chunk]]:

@@ -1,10 +1,12 @@
 """Models: loading from the MLflow registry, readiness with retries, and predict. No HTTP here.
 
-A :class:`LoadedModel` is one registered version: the scikit-learn estimator (loaded natively,
-not through pyfunc, and fed numpy arrays: the pandas path costs ~60% more per call), the feature
-order of its signature and its baseline statistics. :class:`ModelManager` loads every configured
-model in the background and keeps retrying with capped exponential backoff, so a missing version
-or an unreachable registry leaves the process up and not ready instead of crash-looping.
+A :class:`LoadedModel` is one registered version: a scikit-learn estimator (loaded natively,
+not through pyfunc, and fed numpy arrays: the pandas path costs ~60% more per call; skops or
+cloudpickle alike) or, for any other flavour, the ``python_function`` model MLflow loads; its
+input contract (:mod:`mlops_serving.signature`: column, tensor or no signature) and its baseline
+statistics, if it has any. :class:`ModelManager` loads every configured model in the background
+and keeps retrying with capped exponential backoff, so a missing version or an unreachable
+registry leaves the process up and not ready instead of crash-looping.
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
-from mlops_platform.errors import MlopsError, NotFoundError
-from mlops_serving.errors import ModelNotFoundError, ModelNotReadyError
+from mlops_drift.baseline import BaselineStatistics, read_baseline
+from mlops_platform.errors import MlopsError
+from mlops_serving.errors import InvalidInputError, ModelNotFoundError, ModelNotReadyError
 from mlops_serving.fastpath import ProbaFn, forest_proba
 from mlops_serving.protocols.tabular import ModelInputs
 from mlops_serving.settings import ModelRef, ServingSettings
+from mlops_serving.signature import InputSchema, from_signature
 
 if TYPE_CHECKING:
     from mlops_platform.registry import Registry
@@ -34,8 +38,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NUMERIC_TYPES = ("double", "float", "long", "integer")
-"""Signature column types the server accepts; every feature is fed to the model as float64."""
+UNKNOWN_WIDTH_BOUND = 4096
+"""Features per row assumed when bounding a large body of a model whose width nobody knows."""
+
+FLAVOR_SKLEARN = "sklearn"
+FLAVOR_PYFUNC = "python_function"
+
+_OUTPUT_KINDS: dict[str, Literal["int", "float", "bool", "str"]] = {
+    "i": "int", "u": "int", "f": "float", "b": "bool",
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,10 @@ class ModelLoadError(MlopsError):
     """A version exists but cannot be served (no usable signature, wrong artifact)."""
 
 
+class ModelRejectedInputError(InvalidInputError):
+    """A model without a signature refused its input (it is the only validator): the client's 422."""
+
+
 @dataclass
 class LoadedModel:
     name: str
@@ -55,8 +70,17 @@ class LoadedModel:
     run_id: str
     ref: ModelRef
     estimator: Any
+    """The scikit-learn estimator, or None for a pyfunc model (:attr:`pyfunc`)."""
     feature_names: list[str]
+    """Features in model order (empty: a model without signature whose width nobody knows)."""
     baseline: BaselineStatistics | None
+    schema: InputSchema | None = None
+    """The input contract; None: a column schema of :attr:`feature_names` (float64)."""
+    pyfunc: Any = None
+    """The ``mlflow.pyfunc`` model of a version that has no scikit-learn flavour."""
+    flavor: str = FLAVOR_SKLEARN
+    output_kind: Literal["int", "float", "bool", "str"] | None = None
+    """The type of the predictions of a model without classes (from the output signature)."""
     classes: npt.NDArray[Any] | None = None
     has_proba: bool = False
     proba_argmax: bool = False
@@ -65,14 +89,14 @@ class LoadedModel:
     proba_fn: ProbaFn | None = None
     """An exact fast path for predict_proba (see :mod:`mlops_serving.fastpath`), once checked."""
     loaded_at: float = field(default_factory=time.time)
-    inputs: ModelInputs = field(init=False)
-    """What parsing a request needs (given to the body parser instead of the whole model)."""
 
     def __post_init__(self) -> None:
+        if self.schema is None:
+            self.schema = InputSchema("columns", tuple(self.feature_names),
+                                      tuple("float64" for _ in self.feature_names), names_known=True)
         classes = getattr(self.estimator, "classes_", None)
         self.classes = np.asarray(classes) if classes is not None else None
         self.has_proba = self.classes is not None and callable(getattr(self.estimator, "predict_proba", None))
-        self.inputs = ModelInputs(self.name, list(self.feature_names), self.has_proba)
 
     @property
     def is_classifier(self) -> bool:
@@ -83,13 +107,59 @@ class LoadedModel:
         return [str(c) for c in self.classes.tolist()] if self.classes is not None else None
 
     @property
+    def input_schema(self) -> InputSchema:
+        assert self.schema is not None  # set in __post_init__
+        return self.schema
+
+    @property
+    def volume_width(self) -> int:
+        """Features per row for the body-size bound of large requests."""
+        return len(self.feature_names) or UNKNOWN_WIDTH_BOUND
+
+    @cached_property
+    def inputs(self) -> ModelInputs:
+        """What parsing a request needs (given to the body parser instead of the whole model); read
+        on the first request, once loading has set every field."""
+        return ModelInputs(self.name, list(self.feature_names), self.has_proba, self.input_schema, self.volume_width)
+
+    @property
     def label_kind(self) -> Literal["int", "float", "bool", "str"]:
         """The type of the predicted values, for typed outputs (Open Inference v2)."""
+        if self.classes is None and self.output_kind is not None:
+            return self.output_kind
         kind = self.classes.dtype.kind if self.classes is not None else "f"
-        return {"i": "int", "u": "int", "f": "float", "b": "bool"}.get(kind, "str")  # type: ignore[return-value]
+        return _OUTPUT_KINDS.get(kind, "str")
 
     def predict(self, features: npt.NDArray[np.float64]) -> Prediction:
-        """Predict rows × features in signature order (float64)."""
+        """Predict rows × features in model order (float64)."""
+        if self.pyfunc is not None:
+            return self._predict_pyfunc(features)
+        try:
+            return self._predict_estimator(features)
+        except (ValueError, TypeError, KeyError) as exc:
+            if self.input_schema.validated:
+                raise
+            raise _rejected(exc) from exc
+
+    def _predict_pyfunc(self, features: npt.NDArray[np.float64]) -> Prediction:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            output = self.pyfunc.predict(self.input_schema.model_input(features))
+        except MlflowException as exc:  # the pyfunc's own schema enforcement
+            if exc.error_code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST"):
+                raise _rejected(exc) from exc
+            raise
+        except (ValueError, TypeError, KeyError) as exc:
+            if self.input_schema.validated:
+                raise
+            raise _rejected(exc) from exc
+        labels = _as_labels(output)
+        if labels.shape[:1] != features.shape[:1]:
+            raise ValueError(f"the model returned {labels.shape[0]} predictions for {features.shape[0]} rows")
+        return Prediction(labels, None)
+
+    def _predict_estimator(self, features: npt.NDArray[np.float64]) -> Prediction:
         probabilities: npt.NDArray[np.float64] | None = None
         if not self.has_proba:
             labels = np.asarray(self.estimator.predict(features))
@@ -151,7 +221,7 @@ class LoadedModel:
 
 
 def load_model(registry: Registry, ref: ModelRef) -> LoadedModel:
-    """Load ``ref`` from the registry: version, estimator, signature and baseline (blocking)."""
+    """Load ``ref`` from the registry: version, model, input schema and baseline (blocking)."""
     from mlflow.models import get_model_info
 
     registry.check_reachable()
@@ -163,36 +233,67 @@ def load_model(registry: Registry, ref: ModelRef) -> LoadedModel:
     number = str(version.version)
     uri = f"models:/{ref.name}/{number}"
     info = get_model_info(uri)
-    signature = info.signature
-    baseline: BaselineStatistics | None = None
-    try:
-        baseline = BaselineStatistics.model_validate(registry.load_run_json(version.run_id, BASELINE_ARTIFACT))
-    except NotFoundError as exc:
-        log.warning("%s v%s has no baseline statistics (%s); serving it without them", ref.name, number, exc)
-    if signature is not None and signature.inputs is not None and signature.inputs.has_input_names():
-        specs = signature.inputs.inputs
-        names = [str(s.name) for s in specs]
-        bad = [f"{s.name} ({s.type})" for s in specs if str(getattr(s.type, "name", s.type)) not in NUMERIC_TYPES]
-        if bad:
-            raise ModelLoadError(f"{uri}: only numeric features can be served; signature has {', '.join(bad)}")
-    elif baseline is not None:
-        names = list(baseline.feature_names)
-        log.warning("%s has no column signature; using the feature order of its baseline", uri)
+    baseline = read_baseline(registry, version)
+    flavors = dict(info.flavors or {})
+    estimator = pyfunc = None
+    if FLAVOR_SKLEARN in flavors:
+        estimator = registry.load_sklearn_model(ref.name, number)
+        flavor = FLAVOR_SKLEARN
+    elif FLAVOR_PYFUNC in flavors:
+        pyfunc = registry.load_pyfunc_model(ref.name, number)
+        loader = flavors[FLAVOR_PYFUNC].get("loader_module") if isinstance(flavors[FLAVOR_PYFUNC], dict) else None
+        flavor = f"{FLAVOR_PYFUNC} ({loader})" if loader else FLAVOR_PYFUNC
     else:
-        raise ModelLoadError(f"{uri}: no column-based signature and no baseline: the feature order is unknown")
-    if baseline is not None and list(baseline.feature_names) != names:
+        raise ModelLoadError(f"{uri}: flavours {', '.join(flavors) or 'none'}; a model needs the "
+                             f"{FLAVOR_PYFUNC} flavour (or {FLAVOR_SKLEARN}) to be served")
+    try:
+        schema = from_signature(info.signature, baseline.feature_names if baseline is not None else None,
+                                estimator, uri)
+    except MlopsError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    names = list(schema.feature_names)
+    if baseline is not None and names and list(baseline.feature_names) != names:
         log.warning("%s: baseline features differ from the signature; the signature wins", uri)
-    estimator = registry.load_sklearn_model(ref.name, number)
     expected = getattr(estimator, "n_features_in_", None)
-    if expected is not None and int(expected) != len(names):
+    if expected is not None and names and int(expected) != len(names):
         raise ModelLoadError(f"{uri}: the estimator expects {expected} features, the signature names {len(names)}")
     model = LoadedModel(
         name=ref.name, version=number, run_id=str(version.run_id), ref=ref, estimator=estimator,
-        feature_names=names, baseline=baseline,
+        feature_names=names, baseline=baseline, schema=schema, pyfunc=pyfunc, flavor=flavor,
+        output_kind=_output_kind(info.signature),
     )
-    model.enable_fast_path()
-    model.check_proba_argmax()  # also warms the estimator up
+    if estimator is not None and names:
+        model.enable_fast_path()
+        model.check_proba_argmax()  # also warms the estimator up
     return model
+
+
+def _output_kind(signature: Any) -> Literal["int", "float", "bool", "str"] | None:
+    outputs = getattr(signature, "outputs", None)
+    if outputs is None or len(outputs.inputs) != 1:
+        return None
+    try:
+        dtype = np.dtype(outputs.numpy_types()[0])
+    except Exception:  # a type numpy has no dtype for
+        return None
+    return _OUTPUT_KINDS.get(dtype.kind, "str")
+
+
+def _as_labels(output: Any) -> npt.NDArray[Any]:
+    """A pyfunc's output as one value per row (or a rows × outputs array)."""
+    if hasattr(output, "to_numpy"):  # pandas DataFrame or Series
+        output = output.to_numpy()
+    array = np.asarray(output)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim == 0:
+        array = array.reshape(1)
+    return array
+
+
+def _rejected(exc: BaseException) -> ModelRejectedInputError:
+    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    return ModelRejectedInputError(f"the model rejected the input ({type(exc).__name__}): {text}", field="body")
 
 
 @dataclass
@@ -276,12 +377,17 @@ class ModelManager:
             _freeze_heap()
             self.metrics.model_loaded(model.name, model.version, model.run_id)
             log.info(
-                "serving %s v%s (run %s, %d features, %s) loaded in %.1fs",
-                model.name, model.version, model.run_id, len(model.feature_names),
-                "classes " + ", ".join(model.class_names) if model.class_names else "regressor",
+                "serving %s v%s (run %s, %s, %s; %s; %s) loaded in %.1fs",
+                model.name, model.version, model.run_id, model.flavor, model.input_schema.describe(),
+                "classes " + ", ".join(model.class_names) if model.class_names else "no classes",
+                "baseline attached" if model.baseline is not None else "no baseline: no drift monitoring",
                 time.monotonic() - started,
                 extra={"model": model.name, "version": model.version},
             )
+            if model.baseline is None:
+                log.warning("%s v%s has no baseline statistics: no drift monitoring until one is attached "
+                            "(mlops baseline create %s --version %s --data FILE)", model.name, model.version,
+                            model.name, model.version, extra={"model": model.name, "version": model.version})
             return
 
     # -- queries --------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ from mlops_serving.protocols.tabular import (
     columns_to_matrix,
     decode_json,
     describe_features,
+    first_keys,
+    first_width,
     frame_to_matrix,
     media_type,
     records_to_matrix,
@@ -60,23 +62,31 @@ def parse(body: bytes, content_type: str | None, model: ModelInputs) -> Matrix:
         raise InvalidInputError("params: this model takes no parameters", field="params")
     key = found[0]
     data = payload[key]
-    names = model.feature_names
+    schema = model.input_schema
     maybe_bool = b"true" in body or b"false" in body
     if key == "dataframe_split":
         if not isinstance(data, dict):
             raise InvalidInputError("dataframe_split: expected an object with 'columns' and 'data'", field=key)
         if "columns" not in data or "data" not in data:
             raise InvalidInputError("dataframe_split: 'columns' and 'data' are required", field=key)
-        if not isinstance(data["columns"], list):
+        columns = data["columns"]
+        if not isinstance(columns, list):
             raise InvalidInputError("dataframe_split.columns: expected a list of names", field=f"{key}.columns")
-        return frame_to_matrix(data["columns"], data["data"], names, key, maybe_bool)
+        if not schema.names_known:  # a tensor or unnamed input: the columns are positions, as in MLflow
+            names = schema.names_for(given=[str(c) for c in columns])
+            if len(columns) != len(names):
+                raise InvalidInputError(f"{key}.columns: {len(columns)} columns; the model expects "
+                                        f"{describe_features(names)}", field=f"{key}.columns")
+            return rows_to_matrix(data["data"], names, f"{key}.data", maybe_bool)
+        return frame_to_matrix(columns, data["data"], schema.names_for(given=[str(c) for c in columns]), key,
+                               maybe_bool)
     if key == "dataframe_records":
-        return records_to_matrix(data, names, key, maybe_bool)
+        return records_to_matrix(data, schema.names_for(given=first_keys(data)), key, maybe_bool)
     if isinstance(data, dict):
-        return columns_to_matrix(data, names, key, maybe_bool)
+        return columns_to_matrix(data, schema.names_for(given=list(data)), key, maybe_bool)
     if isinstance(data, list) and data and isinstance(data[0], dict):
-        return records_to_matrix(data, names, key, maybe_bool)
-    return rows_to_matrix(data, names, key, maybe_bool)
+        return records_to_matrix(data, schema.names_for(given=first_keys(data)), key, maybe_bool)
+    return rows_to_matrix(data, schema.names_for(width=first_width(data)), key, maybe_bool)
 
 
 def parse_csv(body: bytes, model: ModelInputs) -> Matrix:
@@ -88,17 +98,26 @@ def parse_csv(body: bytes, model: ModelInputs) -> Matrix:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"CSV body is not UTF-8: {exc.reason} at byte {exc.start}", field="body") from exc
-    names = model.feature_names
+    schema = model.input_schema
     end = text.find("\n")
     fields = text.count(",", 0, end if end >= 0 else len(text)) + 1
-    if fields > 2 * len(names) + 64:  # no need to split a header of 100,000 names to refuse it
-        raise InvalidInputError(f"csv header: {fields} columns; the model expects {describe_features(names)}",
-                                field="csv header")
+    if fields > 2 * model.volume_width + 64:  # no need to split a header of 100,000 names to refuse it
+        raise InvalidInputError(f"csv header: {fields} columns; the model expects "
+                                f"{describe_features(schema.names_for(width=fields))}", field="csv header")
     try:  # the header first, with the csv module: a body of 100,000 columns never reaches pandas
         header = next(csv.reader(io.StringIO(text)), [])
     except csv.Error as exc:
         raise BadRequestError(f"malformed CSV header: {exc}", field="body") from exc
-    check_names(header, names, "csv header")
+    names = schema.names_for(given=header)
+    if schema.names_known:
+        check_names(header, names, "csv header")
+    elif len(header) != len(names):  # a tensor or unnamed input: the columns are positions
+        raise InvalidInputError(f"csv header: {len(header)} columns; the model expects {describe_features(names)}",
+                                field="csv header")
+    else:
+        check_names(header, header, "csv header")  # repeated names
+        if names != header:
+            text = ",".join(names) + (text[end:] if end >= 0 else "")
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=np.float64)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

@@ -24,6 +24,8 @@ from mlops_serving.protocols.tabular import (
     Matrix,
     ModelInputs,
     decode_json,
+    first_keys,
+    first_width,
     media_type,
     records_to_matrix,
     require_object,
@@ -59,10 +61,13 @@ def parse(body: bytes, content_type: str | None, model: ModelInputs) -> NativeRe
     if ("features" in payload) == ("instances" in payload):
         raise BadRequestError("send exactly one of 'features' (rows in signature order) or 'instances' "
                               "(objects keyed by feature name)", field="features")
+    schema = model.input_schema
     if "features" in payload:
-        matrix = rows_to_matrix(payload["features"], model.feature_names, "features", maybe_bool)
+        rows = payload["features"]
+        matrix = rows_to_matrix(rows, schema.names_for(width=first_width(rows)), "features", maybe_bool)
     else:
-        matrix = records_to_matrix(payload["instances"], model.feature_names, "instances", maybe_bool)
+        records = payload["instances"]
+        matrix = records_to_matrix(records, schema.names_for(given=first_keys(records)), "instances", maybe_bool)
     return NativeRequest(matrix, probabilities)
 
 

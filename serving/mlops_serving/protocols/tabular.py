@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlops_serving.errors import BadRequestError, InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
+from mlops_serving.signature import InputSchema
 
 Matrix = npt.NDArray[np.float64]
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -34,10 +35,19 @@ class ModelInputs:
     name: str
     feature_names: list[str]
     has_proba: bool
+    input_schema: InputSchema
+    """The input contract read from the version's signature (:mod:`mlops_serving.signature`)."""
+    volume_width: int
+    """Features per row for the body-size bound of large requests."""
 
 
-def media_type(content_type: str | None, allowed: Sequence[str]) -> str:
-    """The media type of a Content-Type header if allowed (charset must be utf-8), else 415."""
+def media_type(content_type: str | None, allowed: Sequence[str], default: str | None = None) -> str:
+    """The media type of a Content-Type header if allowed (charset must be utf-8), else 415.
+
+    ``default``: the type of a body sent without the header (the v2 routes take JSON then, as
+    KServe and Triton do: Triton's own HTTP client sends none); without it, a missing header is 415."""
+    if not content_type and default is not None:
+        return default
     if not content_type:
         raise UnsupportedMediaTypeError(
             f"missing Content-Type; send one of: {', '.join(allowed)}", field="Content-Type"
@@ -140,6 +150,20 @@ def _kind(value: Any) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def first_width(rows: Any) -> int | None:
+    """The length of the first row of ``rows`` (a list of lists), if it is one."""
+    if isinstance(rows, list) and rows and isinstance(rows[0], list):
+        return len(rows[0])
+    return None
+
+
+def first_keys(records: Any) -> list[str] | None:
+    """The keys of the first record of ``records`` (a list of objects), if it is one."""
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        return [str(key) for key in records[0]]
+    return None
 
 
 def describe_features(names: Sequence[str]) -> str:

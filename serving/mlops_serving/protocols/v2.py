@@ -40,6 +40,7 @@ from mlops_serving.protocols.tabular import (
     require_object,
     to_array,
 )
+from mlops_serving.signature import V2_DATATYPES
 
 if TYPE_CHECKING:
     from mlops_serving.runtime import LoadedModel, Prediction
@@ -76,21 +77,51 @@ def server_metadata(version: str) -> dict[str, Any]:
     return {"name": "mlops-serving", "version": version, "extensions": ["binary_tensor_data"]}
 
 
-def predict_datatype(model: LoadedModel) -> str:
-    return {"int": "INT64", "float": "FP64", "bool": "BOOL", "str": BYTES}[model.label_kind]
+_KIND_DATATYPES = {"int": "INT64", "float": "FP64", "bool": "BOOL", "str": BYTES}
+
+
+def predict_datatype(model: LoadedModel, labels: npt.NDArray[Any] | None = None) -> str:
+    """The v2 datatype of the predictions: of ``labels`` when given, else what the model says."""
+    if labels is None:
+        return _KIND_DATATYPES[model.label_kind]
+    kind = labels.dtype.kind
+    return _KIND_DATATYPES[{"i": "int", "u": "int", "f": "float", "b": "bool"}.get(kind, "str")]
+
+
+def _inputs_metadata(model: LoadedModel) -> list[dict[str, Any]]:
+    schema = model.input_schema
+    if schema.kind == "columns" and schema.names_known:
+        return [{"name": name, "datatype": V2_DATATYPES[dtype], "shape": [-1]}
+                for name, dtype in zip(schema.feature_names, schema.dtypes, strict=True)]
+    datatype = V2_DATATYPES.get(schema.dtypes[0], "FP64") if schema.dtypes else "FP64"
+    name = schema.tensor_name or "input-0"
+    return [{"name": name, "datatype": datatype, "shape": [-1, schema.width or -1]}]
 
 
 def model_metadata(model: LoadedModel) -> dict[str, Any]:
+    schema = model.input_schema
     outputs = [{"name": OUTPUT_PREDICT, "datatype": predict_datatype(model), "shape": [-1]}]
     if model.has_proba and model.classes is not None:
         outputs.append({"name": OUTPUT_PROBA, "datatype": "FP64", "shape": [-1, len(model.classes)]})
     return {
         "name": model.name,
         "versions": [model.version],
-        "platform": "sklearn",
-        "inputs": [{"name": name, "datatype": "FP64", "shape": [-1]} for name in model.feature_names],
+        "platform": "sklearn" if model.pyfunc is None else "mlflow_pyfunc",
+        "inputs": _inputs_metadata(model),
         "outputs": outputs,
-        "parameters": {"run_id": model.run_id, "classes": model.class_names},
+        "parameters": {
+            "run_id": model.run_id,
+            "classes": model.class_names,
+            "flavor": model.flavor,
+            "signature": schema.kind,
+            "validation": schema.describe(),
+            "feature_names": list(schema.feature_names) if schema.names_known else None,
+            "drift_monitoring": (
+                "baseline attached" if model.baseline is not None else
+                f"off: no baseline; attach one with `mlops baseline create {model.name} --version {model.version} "
+                "--data FILE`"
+            ),
+        },
     }
 
 
@@ -108,7 +139,7 @@ def parse_infer(body: bytes, content_type: str | None, header_length: str | None
                                   "bytes", field="Inference-Header-Content-Length")
         body, binary = body[:length], body[length:]
     else:
-        media_type(content_type, ("application/json",))
+        media_type(content_type, ("application/json",), default="application/json")
     payload = require_object(decode_json(body), "the inference request")
     inputs = payload.get("inputs")
     if not isinstance(inputs, list) or not inputs:
@@ -236,9 +267,20 @@ def _flatten(data: list[Any]) -> list[Any]:
 
 
 def _to_matrix(tensors: list[tuple[str, npt.NDArray[np.float64]]], model: ModelInputs) -> Matrix:
+    schema = model.input_schema
     names = model.feature_names
-    if len(tensors) == 1 and tensors[0][1].ndim == 2 and (tensors[0][0] not in names or len(names) > 1):
+    single: tuple[str, npt.NDArray[np.float64]] | None = None
+    if len(tensors) == 1:
         name, array = tensors[0]
+        if not schema.names_known or schema.kind == "tensor":
+            # a tensor signature or unnamed features: the one tensor is the input, whatever its name
+            if array.ndim == 2 or schema.width in (1, None):
+                single = (name, array.reshape(-1, 1) if array.ndim == 1 else array)
+                names = schema.names_for(width=single[1].shape[1])
+        elif array.ndim == 2 and (name not in names or len(names) > 1):
+            single = (name, array)
+    if single is not None:
+        name, array = single
         if array.shape[1] != len(names):
             raise InvalidInputError(
                 f"inputs[0] ({name}): shape {list(array.shape)} has {array.shape[1]} columns; the model expects "
@@ -246,6 +288,7 @@ def _to_matrix(tensors: list[tuple[str, npt.NDArray[np.float64]]], model: ModelI
             )
         return check_finite(array, names, f"inputs[0] ({name})",
                             lambda i, j: f"inputs[0] ({name}) row {i} column {j} ({names[j]})")
+    names = schema.names_for(given=[name for name, _ in tensors])
     check_names([name for name, _ in tensors], names, "inputs")
     by_name = dict(tensors)
     columns = []
@@ -297,7 +340,7 @@ def render_infer(model: LoadedModel, prediction: Prediction, request: InferReque
             datatype = "FP64"
         else:
             array = prediction.labels
-            datatype = predict_datatype(model)
+            datatype = predict_datatype(model, array)
         tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
         if name in request.binary_outputs:
             blob = _to_binary(array, datatype)

@@ -347,6 +347,9 @@ def _run(settings: BatchSettings, request: BatchRequest, registry: Registry | No
     result.load_s = time.monotonic() - loading
     result.version = model.version
     features = list(model.feature_names)
+    if not features:
+        raise InvalidInputError(f"{request.model} v{model.version} has no signature and nothing names its features; "
+                                "batch-predict reads input columns by name: log the model with a signature")
 
     fs, files = list_inputs(request.input_uri, settings)
     id_name = request.id_column

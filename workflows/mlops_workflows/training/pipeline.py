@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from mlops_drift.baseline import BASELINE_ARTIFACT, MonitoringPolicy, compute_baseline
+from mlops_drift.baseline import BASELINE_ARTIFACT, MonitoringPolicy, artifact_uri, compute_baseline
 from mlops_platform import registry as reg
 from mlops_platform.errors import ConfigError, InvalidInputError
 from mlops_platform.registry import Registry, metric_key
@@ -186,7 +186,7 @@ def train(
         reg.TAG_DATASET_DIGEST: digest,
         reg.TAG_DATASET_SOURCE: dataset.source,
         reg.TAG_GIT_COMMIT: git.commit + ("-dirty" if git.dirty else ""),
-        reg.TAG_BASELINE: f"runs:/{run_id}/{BASELINE_ARTIFACT}",
+        reg.TAG_BASELINE: artifact_uri(run_id),
         reg.TAG_CONFIG: str(config_path),
         reg.TAG_CONFIG_DIGEST: cfg_digest,
         reg.TAG_HOLDOUT: f"runs:/{run_id}/{reg.HOLDOUT_ARTIFACT}",
