@@ -13,18 +13,22 @@ import asyncio
 import concurrent.futures
 import gc
 import logging
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
-from mlops_platform.errors import MlopsError, NotFoundError
+from mlops_platform.errors import MlopsError
 from mlops_serving.errors import ModelNotFoundError, ModelNotReadyError
 from mlops_serving.fastpath import ProbaFn, forest_proba
+from mlops_serving.modelcache import CachedVersion, ModelCache, load_sklearn, read_mlmodel, signature_inputs
 from mlops_serving.settings import ModelRef, ServingSettings
 
 if TYPE_CHECKING:
@@ -146,29 +150,52 @@ class LoadedModel:
         return np.asarray(rows, dtype=np.float64)
 
 
-def load_model(registry: Registry, ref: ModelRef) -> LoadedModel:
-    """Load ``ref`` from the registry: version, estimator, signature and baseline (blocking)."""
-    from mlflow.models import get_model_info
+def load_model(registry: Registry | Callable[[], Registry], ref: ModelRef,
+               cache: ModelCache | None = None) -> LoadedModel:
+    """Load ``ref``: version, estimator, signature and baseline (blocking).
 
-    registry.check_reachable()
+    The version's files come from ``cache`` when it holds them (a pinned version then needs
+    neither the registry nor MLflow: see :mod:`mlops_serving.modelcache`), else from the registry
+    into the cache (or into a temporary folder without one). ``registry`` may be a callable that
+    builds it, so that a cached load never builds one."""
+    get_registry = registry if callable(registry) else lambda: registry
+    if cache is not None and ref.version is not None:
+        cached = cache.get(ref.name, str(ref.version))
+        if cached is not None:
+            return _load_files(ref, cached, cache.types_dir)
+    reg = get_registry()
+    reg.check_reachable()
     version = (
-        registry.get_version(ref.name, version=ref.version)
+        reg.get_version(ref.name, version=ref.version)
         if ref.version is not None
-        else registry.get_version(ref.name, alias=ref.alias)
+        else reg.get_version(ref.name, alias=ref.alias)
     )
     number = str(version.version)
+    if cache is not None:
+        cached = cache.get(ref.name, number) or cache.put(reg, ref.name, number, str(version.run_id),
+                                                          BASELINE_ARTIFACT)
+        return _load_files(ref, cached, cache.types_dir)
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+        cached = ModelCache(Path(tmp), reg.tracking_uri).put(reg, ref.name, number, str(version.run_id),
+                                                             BASELINE_ARTIFACT)
+        return _load_files(ref, cached)
+
+
+def _load_files(ref: ModelRef, files: CachedVersion, types_dir: Path | None = None) -> LoadedModel:
+    """A :class:`LoadedModel` from a version's files on local disk."""
+    number = files.version
     uri = f"models:/{ref.name}/{number}"
-    info = get_model_info(uri)
-    signature = info.signature
+    mlmodel = read_mlmodel(files.model_dir)
+    inputs = signature_inputs(mlmodel)
     baseline: BaselineStatistics | None = None
-    try:
-        baseline = BaselineStatistics.model_validate(registry.load_run_json(version.run_id, BASELINE_ARTIFACT))
-    except NotFoundError as exc:
-        log.warning("%s v%s has no baseline statistics (%s); serving it without them", ref.name, number, exc)
-    if signature is not None and signature.inputs is not None and signature.inputs.has_input_names():
-        specs = signature.inputs.inputs
-        names = [str(s.name) for s in specs]
-        bad = [f"{s.name} ({s.type})" for s in specs if str(getattr(s.type, "name", s.type)) not in NUMERIC_TYPES]
+    if files.baseline is not None:
+        baseline = BaselineStatistics.model_validate(files.baseline)
+    else:
+        log.warning("%s v%s has no baseline statistics (%s); serving it without them", ref.name, number,
+                    files.baseline_missing_reason)
+    if inputs and inputs[0].name is not None:
+        names = [str(s.name) for s in inputs]
+        bad = [f"{s.name} ({s.type})" for s in inputs if s.type not in NUMERIC_TYPES]
         if bad:
             raise ModelLoadError(f"{uri}: only numeric features can be served; signature has {', '.join(bad)}")
     elif baseline is not None:
@@ -178,12 +205,12 @@ def load_model(registry: Registry, ref: ModelRef) -> LoadedModel:
         raise ModelLoadError(f"{uri}: no column-based signature and no baseline: the feature order is unknown")
     if baseline is not None and list(baseline.feature_names) != names:
         log.warning("%s: baseline features differ from the signature; the signature wins", uri)
-    estimator = registry.load_sklearn_model(ref.name, number)
+    estimator = load_sklearn(files.model_dir, mlmodel, types_dir)
     expected = getattr(estimator, "n_features_in_", None)
     if expected is not None and int(expected) != len(names):
         raise ModelLoadError(f"{uri}: the estimator expects {expected} features, the signature names {len(names)}")
     model = LoadedModel(
-        name=ref.name, version=number, run_id=str(version.run_id), ref=ref, estimator=estimator,
+        name=ref.name, version=number, run_id=files.run_id, ref=ref, estimator=estimator,
         feature_names=names, baseline=baseline,
     )
     model.enable_fast_path()
@@ -206,13 +233,14 @@ class ModelManager:
     """Loads the configured models in the background and answers which ones are ready."""
 
     def __init__(self, settings: ServingSettings, metrics: ServingMetrics,
-                 loader: Any = load_model) -> None:
+                 loader: Callable[..., LoadedModel] | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
         self.slots = {ref.name: ModelSlot(ref) for ref in settings.models}
         self._loader = loader
         self._registry: Registry | None = None
         self._registry_lock = threading.Lock()
+        self._cache = ModelCache(settings.effective_model_cache_dir, settings.effective_tracking_uri)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
         self._tasks: list[asyncio.Task[None]] = []
         self.on_loaded: list[Any] = []  # callbacks(LoadedModel), e.g. to create a batcher
@@ -238,6 +266,8 @@ class ModelManager:
             return self._registry
 
     def _load(self, ref: ModelRef) -> LoadedModel:
+        if self._loader is None:
+            return load_model(self._get_registry, ref, self._cache)
         loaded: LoadedModel = self._loader(self._get_registry(), ref)
         return loaded
 
