@@ -285,6 +285,7 @@ class ModelManager:
                 slot.state = "failed"
                 slot.reason = _reason(exc)
                 self.metrics.load_failed(slot.ref.name)
+                gc.enable()  # retries may go on for long: no start-up shortcut while they do
                 log.warning(
                     "cannot load %s (attempt %d): %s; retrying in %.1fs",
                     slot.ref, slot.attempts, slot.reason, delay,
@@ -328,11 +329,16 @@ class ModelManager:
 
 
 def _freeze_heap() -> None:
-    """Move everything allocated so far (MLflow, pandas, scikit-learn, the models: about a million
+    """Move everything allocated so far (pandas, scikit-learn, the models: hundreds of thousands of
     objects) out of the garbage collector's reach. Otherwise every full collection walks them all,
-    a pause of hundreds of milliseconds under load that shows up as the p99 latency."""
-    gc.collect()
+    a pause of hundreds of milliseconds under load that shows up as the p99 latency.
+
+    The server starts with the collector off (:func:`mlops_serving.server.run`): importing the
+    libraries runs several full collections that find next to nothing, and a last one here would
+    cost a second of a loaded machine's start-up to free a few thousand cyclic objects; those stay
+    frozen instead (well under a megabyte). The collector is on from here on."""
     gc.freeze()
+    gc.enable()
 
 
 def _reason(exc: BaseException) -> str:

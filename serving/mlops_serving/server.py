@@ -13,6 +13,7 @@ requests is closed; so silent or trickling sockets cannot pile up until file des
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 from mlops_serving import logs
@@ -60,6 +61,8 @@ def http_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
 
 
 def run(settings: ServingSettings) -> int:
+    # The collector stays off until the first model is loaded (runtime._freeze_heap).
+    gc.disable()
     import uvicorn
 
     from mlops_serving.app import create_app

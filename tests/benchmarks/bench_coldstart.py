@@ -13,7 +13,9 @@ each round so that a change of the machine's load hits all of them alike:
   the main branch), empty cache, for a before/after in the same run.
 
 Each start is timed until ``POST /invocations`` answers 200 (readiness polled every 20 ms first).
-Prints min/median/max per server as a Markdown table.
+Prints min/median/max wall time per server as a Markdown table, and the median CPU time the
+server's processes used until then (on a shared machine the wall time grows with the others'
+load; the CPU time hardly does).
 
     python tests/benchmarks/bench_coldstart.py [--rounds 5] [--before /path/to/checkout]
 
@@ -83,9 +85,36 @@ def answers(url: str, body: bytes | None = None) -> bool:
         return False
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            children = []
+        todo.extend(int(c) for c in children)
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid``'s process tree: unlike wall time, hardly inflated by other load."""
+    total = 0
+    for p in tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def time_to_first_prediction(argv: list[str], env: dict[str, str], port: int, ready_path: str | None,
-                             log: Path, timeout: float = 300) -> float:
-    """Seconds from spawning ``argv`` to the first 200 of ``POST /invocations``; stops the server."""
+                             log: Path, timeout: float = 300) -> tuple[float, float]:
+    """Seconds from spawning ``argv`` to the first 200 of ``POST /invocations``, and the CPU
+    seconds the server used until then; stops the server."""
     base = f"http://127.0.0.1:{port}"
     started = time.monotonic()
     with log.open("ab") as out:
@@ -95,7 +124,7 @@ def time_to_first_prediction(argv: list[str], env: dict[str, str], port: int, re
             if proc.poll() is not None:
                 raise RuntimeError(f"{argv[:4]} exited with {proc.returncode}; see {log}")
             if (ready_path is None or answers(base + ready_path)) and answers(base + "/invocations", BODY):
-                return time.monotonic() - started
+                return time.monotonic() - started, cpu_seconds(proc.pid)
             time.sleep(0.02)
         raise RuntimeError(f"{argv[:4]} did not answer within {timeout}s; see {log}")
     finally:
@@ -110,8 +139,9 @@ def time_to_first_prediction(argv: list[str], env: dict[str, str], port: int, re
 @dataclass
 class Contender:
     name: str
-    start: Callable[[int], float]
+    start: Callable[[int], tuple[float, float]]
     times: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
 
 
 def main() -> int:
@@ -149,8 +179,8 @@ def main() -> int:
         warm_cache = workdir / "cache-warm"
         counter = iter(range(1_000_000))
 
-        def mlops(cache: Callable[[], Path], source: Path = REPO) -> Callable[[int], float]:
-            def start(port: int) -> float:
+        def mlops(cache: Callable[[], Path], source: Path = REPO) -> Callable[[int], tuple[float, float]]:
+            def start(port: int) -> tuple[float, float]:
                 pythonpath = os.pathsep.join(str(source / p) for p in PACKAGES)
                 run_env = {**serving_env, "MLOPS_SERVING_PORT": str(port), "PYTHONPATH": pythonpath,
                            "MLOPS_SERVING_MODEL_CACHE_DIR": str(cache())}
@@ -158,13 +188,13 @@ def main() -> int:
                                                 "/readyz", workdir / "mlops.log")
             return start
 
-        def bare(port: int) -> float:
+        def bare(port: int) -> tuple[float, float]:
             script = workdir / "bare_app.py"
             script.write_text(BARE_APP)
             return time_to_first_prediction([sys.executable, str(script), str(port)], base_env, port, None,
                                             workdir / "bare.log")
 
-        def peer(port: int) -> float:
+        def peer(port: int) -> tuple[float, float]:
             argv = [str(bin_dir / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}/1", "--env-manager", "local",
                     "--workers", "1", "-h", "127.0.0.1", "-p", str(port)]
             return time_to_first_prediction(argv, env, port, "/ping", workdir / "mlflow-serve.log")
@@ -183,15 +213,18 @@ def main() -> int:
             contender.start(free_port())
         for round_ in range(1, args.rounds + 1):
             for contender in contenders:
-                seconds = contender.start(free_port())
+                seconds, cpu = contender.start(free_port())
                 contender.times.append(seconds)
-                print(f"  round {round_}: {contender.name:<28} {seconds:6.2f} s", file=sys.stderr, flush=True)
+                contender.cpu.append(cpu)
+                print(f"  round {round_}: {contender.name:<28} {seconds:6.2f} s  (CPU {cpu:5.2f} s)", file=sys.stderr,
+                      flush=True)
         print(f"\ncold start to the first successful prediction, {args.rounds} rounds, load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
-        print("| server | min s | median s | max s |")
-        print("|---|---:|---:|---:|")
+        print("| server | min s | median s | max s | median CPU s |")
+        print("|---|---:|---:|---:|---:|")
         for c in contenders:
-            print(f"| {c.name} | {min(c.times):.2f} | {statistics.median(c.times):.2f} | {max(c.times):.2f} |")
+            print(f"| {c.name} | {min(c.times):.2f} | {statistics.median(c.times):.2f} | {max(c.times):.2f} | "
+                  f"{statistics.median(c.cpu):.2f} |")
         bare_median = statistics.median(contenders[0].times)
         print()
         for c in contenders[1:]:
