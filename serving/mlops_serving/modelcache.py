@@ -77,6 +77,9 @@ class ModelCache:
             return None
         return CachedVersion(name, version, str(entry["run_id"]), path / MODEL_DIR, baseline, missing)
 
+    def evict(self, name: str, version: str) -> None:
+        shutil.rmtree(self._path(name, version), ignore_errors=True)
+
     def put(self, registry: Registry, name: str, version: str, run_id: str, baseline_artifact: str) -> CachedVersion:
         """Download ``name`` version ``version`` (model folder and baseline) into the cache.
 

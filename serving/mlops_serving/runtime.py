@@ -162,7 +162,14 @@ def load_model(registry: Registry | Callable[[], Registry], ref: ModelRef,
     if cache is not None and ref.version is not None:
         cached = cache.get(ref.name, str(ref.version))
         if cached is not None:
-            return _load_files(ref, cached, cache.types_dir)
+            try:
+                return _load_files(ref, cached, cache.types_dir)
+            except ModelLoadError:
+                raise  # the version itself cannot be served; the registry's copy would say the same
+            except Exception as exc:
+                log.warning("%s: the cached copy in %s is unusable (%s); downloading it again", ref,
+                            cached.model_dir.parent, _reason(exc))
+                cache.evict(ref.name, str(ref.version))
     reg = get_registry()
     reg.check_reachable()
     version = (

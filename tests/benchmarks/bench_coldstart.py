@@ -7,12 +7,13 @@ each round so that a change of the machine's load hits all of them alike:
 
 - ``bare FastAPI``: a one-route FastAPI app under uvicorn (the floor of any Python server);
 - ``mlops (cached)``: ``python -m mlops_serving`` with the version already in its model cache;
-- ``mlops (download)``: the same with an empty cache (registry, download, load);
+- ``mlops (download)``: the same with an empty cache (registry, download, load), as a new pod;
 - ``mlflow models serve``: ``--env-manager local``, same version (it downloads every time);
 - with ``--before DIR``: ``python -m mlops_serving`` from the packages of another checkout (e.g.
   the main branch), empty cache, for a before/after in the same run.
 
-Each start is timed until ``POST /invocations`` answers 200 (readiness polled every 20 ms first).
+Before the first start, ``python -m mlops_serving.skopstypes`` stores skops' trusted-type names
+in the package, as the image build does. Each start is timed until ``POST /invocations`` answers 200 (readiness polled every 20 ms first).
 Prints min/median/max wall time per server as a Markdown table, and the median CPU time the
 server's processes used until then (on a shared machine the wall time grows with the others'
 load; the CPU time hardly does).
@@ -174,6 +175,9 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "mlops_workflows.cli", "train", "--config", str(WINE_CONFIG)],
                        cwd=workdir, env=env, check=True, capture_output=True)
 
+        # What the image build does (serving/Dockerfile): store skops' trusted-type names once.
+        subprocess.run([sys.executable, "-m", "mlops_serving.skopstypes"], env=base_env, check=True,
+                       capture_output=True)
         serving_env = {**env, "MLOPS_SERVING_MODELS": f"{MODEL}:1", "MLOPS_SERVING_AUTH": "off",
                        "MLOPS_SERVING_LOG_LEVEL": "WARNING", "MLOPS_SERVING_PREDLOG_SAMPLE_RATE": "0"}
         warm_cache = workdir / "cache-warm"
