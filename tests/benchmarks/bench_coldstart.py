@@ -13,8 +13,9 @@ each round so that a change of the machine's load hits all of them alike:
   the main branch), empty cache, for a before/after in the same run.
 
 Before the first start, ``python -m mlops_serving.skopstypes`` stores skops' trusted-type names
-in the package, as the image build does. Each start is timed until ``POST /invocations`` answers 200 (readiness polled every 20 ms first).
-Prints min/median/max wall time per server as a Markdown table, and the median CPU time the
+in the package, as the image build does. Each start is timed until ``POST /invocations`` answers
+200 (readiness polled every 20 ms first). Prints min/median/max wall time per server as a
+Markdown table, and the median CPU time the
 server's processes used until then (on a shared machine the wall time grows with the others'
 load; the CPU time hardly does).
 
