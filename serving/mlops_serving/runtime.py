@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import gc
 import logging
 import tempfile
@@ -179,9 +180,18 @@ def load_model(registry: Registry | Callable[[], Registry], ref: ModelRef,
     )
     number = str(version.version)
     if cache is not None:
-        cached = cache.get(ref.name, number) or cache.put(reg, ref.name, number, str(version.run_id),
-                                                          BASELINE_ARTIFACT)
-        return _load_files(ref, cached, cache.types_dir)
+        cached = cache.get(ref.name, number)
+        if cached is None:
+            try:
+                cached = cache.put(reg, ref.name, number, str(version.run_id), BASELINE_ARTIFACT)
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                # a read-only cache folder: serve, just without caching
+                log.warning("model cache %s not writable (%s); loading %s without it", cache.root, exc, ref)
+                cache = None
+        if cached is not None:
+            return _load_files(ref, cached, cache.types_dir if cache is not None else None)
     with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
         cached = ModelCache(Path(tmp), reg.tracking_uri).put(reg, ref.name, number, str(version.run_id),
                                                              BASELINE_ARTIFACT)
