@@ -71,13 +71,15 @@ def write_snapshot(folder: Path) -> Path:
     return target
 
 
-def import_skops_io(cache_dir: Path | None) -> Any:
-    """``skops.io``, imported from a stored snapshot when there is one for these versions (else
-    for real, storing the snapshot under ``cache_dir`` for the next start)."""
+def import_skops_io(cache_dir: Path | None, built_in: Path | None = BUILT_IN) -> Any:
+    """``skops.io``, imported from a stored snapshot when there is one for these versions, in
+    ``built_in`` (the image's) or ``cache_dir``; else for real, storing the snapshot under
+    ``cache_dir`` for the next start."""
     if "skops.io" in sys.modules:
         return sys.modules["skops.io"]
     key = snapshot_key()
-    names = _read(BUILT_IN, key) or (_read(cache_dir, key) if cache_dir is not None else None)
+    names = (_read(built_in, key) if built_in is not None else None) or (
+        _read(cache_dir, key) if cache_dir is not None else None)
     if names is not None:
         module = types.ModuleType(MODULE, "skops' default trusted-type names, from mlops_serving.skopstypes")
         vars(module).update(names)

@@ -25,7 +25,7 @@ if sys.argv[1] == "real":
     import skops.io
 else:
     from mlops_serving.skopstypes import import_skops_io
-    import_skops_io(Path(sys.argv[2]))
+    import_skops_io(Path(sys.argv[2]), built_in=None)  # not the snapshot an image build (or bench) stored
 module = sys.modules["skops.io._trusted_types"]
 import skops.io._general as general
 names = {k: v for k, v in vars(module).items() if k.endswith("_NAMES")}
