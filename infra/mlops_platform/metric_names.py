@@ -28,8 +28,12 @@ LABEL_CLASS = "class"  # predicted class label, as a string
 LABEL_RUN_ID = "run_id"  # MLflow run that produced the version
 LABEL_REASON = "reason"  # why a prediction-log record was dropped: one of PREDLOG_DROP_REASONS
 
-SERVING_ENDPOINTS = ("predict", "invocations", "v2_infer")
-"""Values of the ``endpoint`` label: the own protocol, MLflow's scoring protocol, Open Inference v2."""
+SERVING_ENDPOINT_V2_GRPC = "v2_grpc"
+"""``endpoint`` of ModelInfer on the Open Inference Protocol's gRPC port; its ``code`` is the HTTP
+status the same outcome has on REST (so ratios over ``code=~"5.."`` count both protocols alike)."""
+SERVING_ENDPOINTS = ("predict", "invocations", "v2_infer", SERVING_ENDPOINT_V2_GRPC)
+"""Values of the ``endpoint`` label: the own protocol, MLflow's scoring protocol, Open Inference v2
+over REST and over gRPC."""
 
 PREDLOG_DROP_REASONS = ("buffer_full", "write_error")
 

@@ -207,6 +207,22 @@ class Registry:
                 raise NotFoundError(f"artifact {artifact_path!r} missing from run {run_id}: {exc}") from exc
             return Path(local).read_bytes()
 
+    def run_has_artifact(self, run_id: str, artifact_path: str) -> bool:
+        """Whether the run lists ``artifact_path`` (a listing that fails counts as present)."""
+        parent = str(Path(artifact_path).parent)
+        try:
+            listed = self.client.list_artifacts(run_id, None if parent == "." else parent)
+        except Exception:
+            return True
+        return any(item.path == artifact_path for item in listed)
+
+    def download_model_version(self, name: str, version: int | str, dst: Path) -> Path:
+        """The files of a registered version (its MLflow model folder) into the new folder ``dst``."""
+        from mlflow.artifacts import download_artifacts
+
+        dst.mkdir(parents=True)
+        return Path(download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)))
+
     def get_run(self, run_id: str) -> Any:
         return self.client.get_run(run_id)
 

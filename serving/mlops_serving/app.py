@@ -30,7 +30,7 @@ from mlops_serving.metrics import ServingMetrics
 from mlops_serving.predlog import PredictionLogger
 from mlops_serving.routes import health, mlflow, predict, v2
 from mlops_serving.routes.deps import SECURITY_SCHEMES
-from mlops_serving.runtime import ModelManager, load_model
+from mlops_serving.runtime import ModelManager
 from mlops_serving.settings import ServingSettings
 
 log = logging.getLogger("mlops_serving")
@@ -178,7 +178,7 @@ def create_app(settings: ServingSettings, loader: Callable[..., Any] | None = No
         else None
     )
     dataplane = DataPlane(
-        settings, metrics, ModelManager(settings, metrics, loader or load_model), PredictionLogger(settings, metrics),
+        settings, metrics, ModelManager(settings, metrics, loader), PredictionLogger(settings, metrics),
         Authenticator(store),
     )
 
@@ -194,8 +194,15 @@ def create_app(settings: ServingSettings, loader: Callable[..., Any] | None = No
             f"{settings.predlog_sample_rate:.0%}" if settings.predlog_sample_rate > 0 else "off",
         )
         dataplane.start()
+        grpc_server = None
+        if settings.grpc_port is not None:
+            from mlops_serving.oip_grpc import service as grpc_service
+
+            grpc_server = await grpc_service.start(dataplane, settings.host, settings.grpc_port, settings.access_log)
         yield
         log.info("shutting down: in-flight requests are done; flushing the prediction log")
+        if grpc_server is not None:  # HTTP has drained; gRPC calls in flight get the same budget
+            await grpc_server.stop(max(1.0, settings.request_drain_s))
         await dataplane.stop()
         log.info("stopped")
 

@@ -13,24 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import gc
 import logging
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from mlops_drift.baseline import BaselineStatistics, read_baseline
+from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
 from mlops_platform.errors import MlopsError
 from mlops_serving.errors import InvalidInputError, ModelNotFoundError, ModelNotReadyError
 from mlops_serving.fastpath import ProbaFn, forest_proba
+from mlops_serving.modelcache import CachedVersion, ModelCache, load_sklearn, read_mlmodel
 from mlops_serving.protocols.tabular import ModelInputs
 from mlops_serving.settings import ModelRef, ServingSettings
-from mlops_serving.signature import InputSchema, from_signature
+from mlops_serving.signature import InputSchema, from_signature, mlmodel_signature
 
 if TYPE_CHECKING:
     from mlops_platform.registry import Registry
@@ -220,34 +225,78 @@ class LoadedModel:
         return np.asarray(rows, dtype=np.float64)
 
 
-def load_model(registry: Registry, ref: ModelRef) -> LoadedModel:
-    """Load ``ref`` from the registry: version, model, input schema and baseline (blocking)."""
-    from mlflow.models import get_model_info
+def load_model(registry: Registry | Callable[[], Registry], ref: ModelRef,
+               cache: ModelCache | None = None) -> LoadedModel:
+    """Load ``ref``: version, estimator, signature and baseline (blocking).
 
-    registry.check_reachable()
+    The version's files come from ``cache`` when it holds them (a pinned version then needs
+    neither the registry nor MLflow: see :mod:`mlops_serving.modelcache`), else from the registry
+    into the cache (or into a temporary folder without one). ``registry`` may be a callable that
+    builds it, so that a cached load never builds one."""
+    get_registry = registry if callable(registry) else lambda: registry
+    if cache is not None and ref.version is not None:
+        cached = cache.get(ref.name, str(ref.version))
+        if cached is not None:
+            try:
+                return _load_files(ref, cached, cache.types_dir)
+            except ModelLoadError:
+                raise  # the version itself cannot be served; the registry's copy would say the same
+            except Exception as exc:
+                log.warning("%s: the cached copy in %s is unusable (%s); downloading it again", ref,
+                            cached.model_dir.parent, _reason(exc))
+                cache.evict(ref.name, str(ref.version))
+    reg = get_registry()
+    reg.check_reachable()
     version = (
-        registry.get_version(ref.name, version=ref.version)
+        reg.get_version(ref.name, version=ref.version)
         if ref.version is not None
-        else registry.get_version(ref.name, alias=ref.alias)
+        else reg.get_version(ref.name, alias=ref.alias)
     )
     number = str(version.version)
+    if cache is not None:
+        cached = cache.get(ref.name, number)
+        if cached is None:
+            try:
+                cached = cache.put(reg, ref.name, number, str(version.run_id), BASELINE_ARTIFACT)
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                # a read-only cache folder: serve, just without caching
+                log.warning("model cache %s not writable (%s); loading %s without it", cache.root, exc, ref)
+                cache = None
+        if cached is not None:
+            return _load_files(ref, cached, cache.types_dir if cache is not None else None)
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+        cached = ModelCache(Path(tmp), reg.tracking_uri).put(reg, ref.name, number, str(version.run_id),
+                                                             BASELINE_ARTIFACT)
+        return _load_files(ref, cached)
+
+
+def _load_files(ref: ModelRef, files: CachedVersion, types_dir: Path | None = None) -> LoadedModel:
+    """A :class:`LoadedModel` from a version's files on local disk."""
+    number = files.version
     uri = f"models:/{ref.name}/{number}"
-    info = get_model_info(uri)
-    baseline = read_baseline(registry, version)
-    flavors = dict(info.flavors or {})
+    mlmodel = read_mlmodel(files.model_dir)
+    signature = mlmodel_signature(mlmodel)
+    baseline: BaselineStatistics | None = None
+    if files.baseline is not None:
+        baseline = BaselineStatistics.model_validate(files.baseline)
+    flavors = dict(mlmodel.get("flavors") or {})
     estimator = pyfunc = None
     if FLAVOR_SKLEARN in flavors:
-        estimator = registry.load_sklearn_model(ref.name, number)
+        estimator = load_sklearn(files.model_dir, mlmodel, types_dir)
         flavor = FLAVOR_SKLEARN
     elif FLAVOR_PYFUNC in flavors:
-        pyfunc = registry.load_pyfunc_model(ref.name, number)
+        import mlflow.pyfunc
+
+        pyfunc = mlflow.pyfunc.load_model(str(files.model_dir))
         loader = flavors[FLAVOR_PYFUNC].get("loader_module") if isinstance(flavors[FLAVOR_PYFUNC], dict) else None
         flavor = f"{FLAVOR_PYFUNC} ({loader})" if loader else FLAVOR_PYFUNC
     else:
         raise ModelLoadError(f"{uri}: flavours {', '.join(flavors) or 'none'}; a model needs the "
                              f"{FLAVOR_PYFUNC} flavour (or {FLAVOR_SKLEARN}) to be served")
     try:
-        schema = from_signature(info.signature, baseline.feature_names if baseline is not None else None,
+        schema = from_signature(signature, baseline.feature_names if baseline is not None else None,
                                 estimator, uri)
     except MlopsError as exc:
         raise ModelLoadError(str(exc)) from exc
@@ -258,9 +307,9 @@ def load_model(registry: Registry, ref: ModelRef) -> LoadedModel:
     if expected is not None and names and int(expected) != len(names):
         raise ModelLoadError(f"{uri}: the estimator expects {expected} features, the signature names {len(names)}")
     model = LoadedModel(
-        name=ref.name, version=number, run_id=str(version.run_id), ref=ref, estimator=estimator,
+        name=ref.name, version=number, run_id=files.run_id, ref=ref, estimator=estimator,
         feature_names=names, baseline=baseline, schema=schema, pyfunc=pyfunc, flavor=flavor,
-        output_kind=_output_kind(info.signature),
+        output_kind=_output_kind(signature),
     )
     if estimator is not None and names:
         model.enable_fast_path()
@@ -311,13 +360,14 @@ class ModelManager:
     """Loads the configured models in the background and answers which ones are ready."""
 
     def __init__(self, settings: ServingSettings, metrics: ServingMetrics,
-                 loader: Any = load_model) -> None:
+                 loader: Callable[..., LoadedModel] | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
         self.slots = {ref.name: ModelSlot(ref) for ref in settings.models}
         self._loader = loader
         self._registry: Registry | None = None
         self._registry_lock = threading.Lock()
+        self._cache = ModelCache(settings.effective_model_cache_dir, settings.effective_tracking_uri)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
         self._tasks: list[asyncio.Task[None]] = []
         self.on_loaded: list[Any] = []  # callbacks(LoadedModel), e.g. to create a batcher
@@ -343,6 +393,8 @@ class ModelManager:
             return self._registry
 
     def _load(self, ref: ModelRef) -> LoadedModel:
+        if self._loader is None:
+            return load_model(self._get_registry, ref, self._cache)
         loaded: LoadedModel = self._loader(self._get_registry(), ref)
         return loaded
 
@@ -360,6 +412,7 @@ class ModelManager:
                 slot.state = "failed"
                 slot.reason = _reason(exc)
                 self.metrics.load_failed(slot.ref.name)
+                gc.enable()  # retries may go on for long: no start-up shortcut while they do
                 log.warning(
                     "cannot load %s (attempt %d): %s; retrying in %.1fs",
                     slot.ref, slot.attempts, slot.reason, delay,
@@ -408,11 +461,16 @@ class ModelManager:
 
 
 def _freeze_heap() -> None:
-    """Move everything allocated so far (MLflow, pandas, scikit-learn, the models: about a million
+    """Move everything allocated so far (pandas, scikit-learn, the models: hundreds of thousands of
     objects) out of the garbage collector's reach. Otherwise every full collection walks them all,
-    a pause of hundreds of milliseconds under load that shows up as the p99 latency."""
-    gc.collect()
+    a pause of hundreds of milliseconds under load that shows up as the p99 latency.
+
+    The server starts with the collector off (:func:`mlops_serving.server.run`): importing the
+    libraries runs several full collections that find next to nothing, and a last one here would
+    cost a second of a loaded machine's start-up to free a few thousand cyclic objects; those stay
+    frozen instead (well under a megabyte). The collector is on from here on."""
     gc.freeze()
+    gc.enable()
 
 
 def _reason(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ a second after that deadline is closed (e.g. one trickling the body of a request
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 from mlops_serving import logs
@@ -89,6 +90,8 @@ def http_protocol(header_timeout_s: float, body_timeout_s: float) -> type[asynci
 
 
 def run(settings: ServingSettings) -> int:
+    # The collector stays off until the first model is loaded (runtime._freeze_heap).
+    gc.disable()
     import uvicorn
 
     from mlops_serving.app import create_app

@@ -60,6 +60,11 @@ class ServingSettings(PlatformSettings):
     )
     host: str = Field("127.0.0.1", description="Address to listen on (the container sets 0.0.0.0).")
     port: int = Field(8080, ge=1, le=65535, description="Port to listen on.")
+    grpc_port: int | None = Field(
+        None, ge=1, le=65535,
+        description="Port of the Open Inference Protocol's gRPC service (inference.GRPCInferenceService) on "
+        "HOST; unset: no gRPC. Same models, keys, limits, metrics and prediction log as HTTP.",
+    )
     auth: Literal["api-key", "off"] | None = Field(
         None,
         description="'api-key' or 'off'. Default: 'off' for the embedded default (a local "
@@ -112,6 +117,11 @@ class ServingSettings(PlatformSettings):
     )
     load_retry_max_s: float = Field(
         60.0, gt=0, description="Longest wait between load retries (the wait doubles up to it)."
+    )
+    model_cache_dir: Path | None = Field(
+        None,
+        description="Folder of the local model cache (a pinned version found there is loaded without the "
+        "registry); default: <MLOPS_HOME>/model-cache. The container's is on its /tmp emptyDir.",
     )
     shutdown_timeout_s: float = Field(
         25.0, gt=0,
@@ -182,6 +192,8 @@ class ServingSettings(PlatformSettings):
                 "prediction-log budgets do not fit: need MLOPS_SERVING_PREDLOG_WRITE_TIMEOUT_S <= "
                 "MLOPS_SERVING_PREDLOG_SHUTDOWN_FLUSH_S < MLOPS_SERVING_SHUTDOWN_TIMEOUT_S"
             )
+        if self.grpc_port is not None and self.grpc_port == self.port:
+            raise ValueError("MLOPS_SERVING_GRPC_PORT must differ from MLOPS_SERVING_PORT")
         if self.load_retry_max_s < self.load_retry_initial_s:
             raise ValueError("MLOPS_SERVING_LOAD_RETRY_MAX_S must be at least MLOPS_SERVING_LOAD_RETRY_INITIAL_S")
         return self
@@ -191,6 +203,10 @@ class ServingSettings(PlatformSettings):
         if self.auth is not None:
             return self.auth
         return "off" if self.embedded else "api-key"
+
+    @property
+    def effective_model_cache_dir(self) -> Path:
+        return self.model_cache_dir if self.model_cache_dir is not None else self.home / "model-cache"
 
     @property
     def request_drain_s(self) -> float:

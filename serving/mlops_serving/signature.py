@@ -25,6 +25,7 @@ statistics need finite numbers).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -215,3 +216,70 @@ def _baseline_or_positions(baseline_names: Sequence[str] | None, width: int) -> 
 
 def _type_name(value: Any) -> str:
     return str(getattr(value, "name", value))
+
+
+# -- the signature as MLflow writes it in MLmodel, read without importing MLflow ------------------
+
+_COLUMN_NUMPY: dict[str, str] = {
+    **COLUMN_DTYPES, "boolean": "bool", "string": "object", "binary": "object", "datetime": "datetime64[ns]",
+}
+
+
+@dataclass(frozen=True)
+class SpecEntry:
+    """One input or output of a signature: a column (``type`` its MLflow name: ``double``, ...) or a
+    tensor (``type`` its numpy dtype, ``shape`` set)."""
+
+    name: str | None
+    type: str
+    shape: tuple[int, ...] | None = None
+
+    def numpy_type(self) -> str:
+        return self.type if self.shape is not None else _COLUMN_NUMPY.get(self.type, "object")
+
+
+@dataclass(frozen=True)
+class SpecList:
+    """A signature's inputs or outputs, answering what :func:`from_signature` asks of MLflow's ``Schema``."""
+
+    inputs: list[SpecEntry]
+
+    def has_input_names(self) -> bool:
+        return all(s.name is not None for s in self.inputs)
+
+    def is_tensor_spec(self) -> bool:
+        return bool(self.inputs) and self.inputs[0].shape is not None
+
+    def numpy_types(self) -> list[str]:
+        return [s.numpy_type() for s in self.inputs]
+
+
+@dataclass(frozen=True)
+class FileSignature:
+    inputs: SpecList | None
+    outputs: SpecList | None
+
+
+def _spec_list(raw: Any) -> SpecList | None:
+    if not raw:
+        return None
+    entries = []
+    for spec in json.loads(raw) if isinstance(raw, str) else raw:
+        if spec.get("type") == "tensor":
+            tensor = spec.get("tensor-spec") or {}
+            entries.append(SpecEntry(spec.get("name"), str(tensor.get("dtype")),
+                                     tuple(int(d) for d in tensor.get("shape") or ())))
+        else:
+            entries.append(SpecEntry(spec.get("name"), str(spec.get("type"))))
+    return SpecList(entries)
+
+
+def mlmodel_signature(mlmodel: dict[str, Any]) -> FileSignature | None:
+    """The signature of a model folder's ``MLmodel`` (parsed YAML), or None: what
+    ``mlflow.models.get_model_info(...).signature`` gives, for :func:`from_signature`, without
+    importing MLflow (the server's cold start)."""
+    signature = mlmodel.get("signature") or {}
+    inputs, outputs = _spec_list(signature.get("inputs")), _spec_list(signature.get("outputs"))
+    if inputs is None and outputs is None:
+        return None
+    return FileSignature(inputs, outputs)

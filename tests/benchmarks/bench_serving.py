@@ -1,5 +1,7 @@
 """Benchmark: our model server against `mlflow models serve`, same model version, in one run.
 
+A third column, ``bare``, is a no-op FastAPI app (JSON body in, constant JSON out, no model).
+
 Not a test (no assertions on timing). It trains wine-classifier (RandomForest, 100 trees) in a
 temporary embedded store, starts both servers pinned to one core (``taskset``), and loads each
 with ``wrk`` pinned to another core: concurrency 1, 8 and 64, 1-row and 64-row payloads, the same
@@ -62,6 +64,28 @@ done = function(summary, latency, requests)
     e.connect + e.read + e.write + e.timeout))
 end
 """
+
+
+BARE_APP = """
+import sys
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.post("/invocations")
+async def invocations(payload: dict[str, Any]) -> dict[str, list[int]]:
+    return {"predictions": [0]}
+
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+"""A bare FastAPI app in the framework's usual style, doing no work: the JSON body parsed into a
+dict, a constant answer serialized by FastAPI, no model. The issue's throughput targets are ratios
+to it ("no-op ceiling")."""
 
 
 def free_port() -> int:
@@ -192,7 +216,11 @@ def verdict(results: list[Result]) -> str:
 
     ours64, theirs64 = get("mlops", 1, 64), get("mlflow", 1, 64)
     ours1, theirs1 = get("mlops", 1, 1), get("mlflow", 1, 1)
+    bare1, bare64 = get("bare", 1, 1), get("bare", 1, 64)
     checks = [
+        (f"1-row c=1 throughput {ours1.rps / bare1.rps:.0%} of bare FastAPI's (target >= 70%)",
+         ours1.rps >= 0.7 * bare1.rps),
+        (f"1-row c=64 throughput {ours64.rps / bare64.rps:.0%} of bare FastAPI's (reference: 164%)", True),
         (f"1-row c=64 throughput {ours64.rps / theirs64.rps:.1f}x mlflow (target >= 5x)",
          ours64.rps >= 5 * theirs64.rps),
         (f"1-row c=64 p99 {ours64.p99_ms:.1f} ms (target <= 50 ms)", ours64.p99_ms <= 50),
@@ -233,7 +261,7 @@ def main() -> int:
             bodies[rows] = workdir / f"body-{rows}.json"
             bodies[rows].write_text(json.dumps({"dataframe_split": {"columns": FEATURES, "data": data}}))
 
-        ours_port, mlflow_port = free_port(), free_port()
+        ours_port, mlflow_port, bare_port = free_port(), free_port(), free_port()
         core = str(args.server_core)
         ours = subprocess.Popen(
             ["taskset", "-c", core, sys.executable, "-m", "mlops_serving"], cwd=workdir,
@@ -250,13 +278,22 @@ def main() -> int:
             stdout=(workdir / "mlflow.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         procs.append(theirs)
+        (workdir / "bare_app.py").write_text(BARE_APP)
+        bare = subprocess.Popen(
+            ["taskset", "-c", core, sys.executable, str(workdir / "bare_app.py"), str(bare_port)], cwd=workdir,
+            env=env, stdout=(workdir / "bare.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        procs.append(bare)
         wait_ready(f"http://127.0.0.1:{ours_port}/readyz", ours)
         wait_ready(f"http://127.0.0.1:{mlflow_port}/ping", theirs)
+        wait_ready(f"http://127.0.0.1:{bare_port}/docs", bare)
         print(f"both servers up (server core {core}, wrk core {args.client_core}); "
               f"{args.duration:g}s per measurement", file=sys.stderr, flush=True)
         results = measure("mlops", f"http://127.0.0.1:{ours_port}/invocations", ours.pid, bodies, script,
                           args.duration, args.client_core)
         results += measure("mlflow", f"http://127.0.0.1:{mlflow_port}/invocations", theirs.pid, bodies, script,
+                           args.duration, args.client_core)
+        results += measure("bare", f"http://127.0.0.1:{bare_port}/invocations", bare.pid, bodies, script,
                            args.duration, args.client_core)
         print(table(results))
         print()

@@ -97,3 +97,27 @@ def test_no_signature(baseline: Any, estimator: Any, names: tuple[str, ...], kno
         assert schema.names_for(width=3) == ["0", "1", "2"]
         assert schema.names_for(given=["u", "v"]) == ["u", "v"]
         assert schema.model_input(np.ones((2, 3))).shape == (2, 3)
+
+
+def test_the_signature_read_from_mlmodel_gives_the_schema_mlflow_s_signature_gives() -> None:
+    """The server reads signatures from the MLmodel file without importing MLflow (cold start): each
+    kind of signature must give the same input schema and output kind as MLflow's own object."""
+    import pandas as pd
+
+    from mlops_serving.runtime import _output_kind
+    from mlops_serving.signature import mlmodel_signature
+
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3, 4], "c": np.array([1.5, 2.5], dtype=np.float32)})
+    signatures = [
+        infer_signature(frame, np.array([0, 1])),
+        infer_signature(frame, pd.Series(["x", "y"])),
+        infer_signature(np.zeros((3, 4)), np.array([1, 2, 3])),
+        infer_signature(np.zeros((3, 4), dtype=np.int64), np.array([0.5, 1.5, 2.5])),
+        infer_signature(np.zeros(3, dtype=np.float32), np.array([True, False, True])),
+        infer_signature(pd.DataFrame([[1.0, 2.0]])),
+    ]
+    for signature in signatures:
+        from_file = mlmodel_signature({"signature": signature.to_dict()})
+        assert from_signature(from_file, None, None, URI) == from_signature(signature, None, None, URI), signature
+        assert _output_kind(from_file) == _output_kind(signature), signature
+    assert mlmodel_signature({"flavors": {}}) is None

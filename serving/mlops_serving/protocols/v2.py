@@ -368,3 +368,11 @@ def _to_binary(array: npt.NDArray[Any], datatype: str) -> bytes:
     if datatype == "BOOL":
         return array.astype(np.bool_).tobytes()
     return np.ascontiguousarray(array, dtype=NUMERIC_DTYPES[datatype]).tobytes()
+
+
+# Shared with the gRPC binding (:mod:`mlops_serving.protocols.v2_grpc`): same checks, same messages.
+values_from_binary = _from_binary
+values_from_json = _from_json
+tensors_to_matrix = _to_matrix
+requested_outputs = _outputs
+encode_binary = _to_binary
