@@ -146,6 +146,7 @@ class LocalCluster:
         self.gateway: dict[str, Any] | None = None
         self.apps: dict[str, App] = {}
         self.home = settings.home / "cluster"
+        self.ports: list[int] = []  # every pod port ever opened (for the record)
 
     # -- Git and rendering ---------------------------------------------------------------------
 
@@ -253,6 +254,7 @@ class LocalCluster:
             pod_name = f"{rollout['metadata']['name']}-{template_hash}-{index}"
             pod_dir = self.home / app.namespace / pod_name
             port = free_ports(1)[0]
+            self.ports.append(port)
             resolved = app.rendered.rollout_container(rollout["metadata"]["name"], secrets=self.secrets)
             extra = self._volumes(app, template, container, pod_dir)
             extra["0.0.0.0"] = LOOPBACK

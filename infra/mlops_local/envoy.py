@@ -75,11 +75,11 @@ class EnvoyGateway:
     def _applied_version(self, stat: str) -> str:
         """The version of the last accepted discovery response (text readout ``<stat>.version_text``)."""
         with _NO_PROXY.open(f"{self.admin_url}/stats?filter=version_text", timeout=5) as response:
-            lines = response.read().decode().splitlines()
+            lines: list[str] = response.read().decode().splitlines()
         for line in lines:
             name, _, value = line.partition(": ")
             if name == f"{stat}.version_text":
-                return value.strip().strip('"')
+                return str(value).strip().strip('"')
         return ""
 
     def _wait(self, stat: str, timeout: float = 15.0) -> None:

@@ -19,10 +19,12 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -72,9 +74,10 @@ class Lifecycle:
         self.model = str(yaml.safe_load(scenario.config.read_text())["model_name"])
         self.started = time.monotonic()
         self.summary: dict[str, Any] = {"versions": [], "pull_requests": [], "canaries": [], "drift": {},
-                                        "alerts": [], "artifacts": {}, "skipped": []}
+                                        "alerts": [], "artifacts": {}, "aliases": [], "urls": {}}
         self.home = settings.home.resolve()
         self.columns: list[str] = []
+        self.trainer: threading.Thread | None = None
         self.rows: list[list[float]] = []
 
     # -- output ------------------------------------------------------------------------------
@@ -152,27 +155,56 @@ class Lifecycle:
             result = self.runner.reconcile(app)
             self.say(f"  {app.name}: {result.rollout['message'] or result.rollout['phase']}")
         self.cluster.push()
+        platform.wait_mlflow(self.settings.startup_timeout_s)
+        self.say("  MLflow is ready")
         self.traffic.start()
         try:
             self._scenario()
         finally:
             self.traffic.stop()
+            if self.trainer is not None:
+                self.trainer.join()
         self._summary()
         return 0 if self._checks() else 1
 
     def _scenario(self) -> None:
         self.phase(f"train {self.model} v1 ({self.scenario.config})")
         v1 = self._train([])
+        # The next two versions train in the background (as their own workflows would) while v1 lands;
+        # each promotion names its version, so the moving `candidate` alias does not matter.
+        later: list[int | BaseException] = []
+
+        def train_later() -> None:
+            try:
+                later.append(self._train(self.scenario.retrain_sets, quiet=True))
+                later.append(self._train(self.scenario.faulty_sets, quiet=True))
+            except BaseException as exc:  # reported by the main thread
+                later.append(exc)
+
+        self.say(f"  v2 ({' '.join(self.scenario.retrain_sets)}) and a faulty v3 (a loosened gate lets "
+                 f"{' '.join(self.scenario.faulty_sets[:2])} through) train in the background")
+        self.trainer = threading.Thread(target=train_later, daemon=True)
+        self.trainer.start()
         self._land(v1, "staging")
         self._land(v1, "production")
-        self.phase(f"train {self.model} v2 ({' '.join(self.scenario.retrain_sets)})")
-        v2 = self._train(self.scenario.retrain_sets)
+        v2, v3 = self._trained(later, 0), self._trained(later, 1)
         self._land(v2, "staging")
         self._land(v2, "production")
-        self.phase(f"train a faulty v3: a loosened gate lets {' '.join(self.scenario.faulty_sets[:2])} through")
-        v3 = self._train(self.scenario.faulty_sets)
         self._land(v3, "staging", expect="aborted")
         self._batch_and_drift()
+
+    def _trained(self, later: list[int | BaseException], index: int) -> int:
+        assert self.trainer is not None
+        while len(later) <= index and self.trainer.is_alive():
+            time.sleep(0.2)
+        if len(later) <= index:
+            raise MlopsError("background training ended without a version")
+        value = later[index]
+        if isinstance(value, BaseException):
+            raise value
+        facts = next(v for v in self.summary["versions"] if v["version"] == value)
+        self.say(f"registered v{value} (background training): gate={facts['gate']}, {' '.join(facts['sets'])}")
+        return value
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -185,30 +217,29 @@ class Lifecycle:
                              f"{(result.stdout + result.stderr).strip()[-2000:]}")
         return result
 
-    def _train(self, sets: list[str]) -> int:
+    def _train(self, sets: list[str], quiet: bool = False) -> int:
         argv = ["train", "--config", str(self.scenario.config)]
         for item in sets:
             argv += ["--set", item]
         result = self._mlops(*argv)
-        from mlops_platform.registry import Registry
-        from mlops_platform.settings import PlatformSettings
-
-        registry = Registry(PlatformSettings(tracking_uri=self.platform.mlflow_url))
-        mv = registry.version_by_alias(self.model, "candidate")
-        assert mv is not None
+        found = re.search(rf"^{re.escape(self.model)} v(\d+)\s+gate", result.stdout, re.MULTILINE)
+        if found is None:
+            raise MlopsError(f"mlops train registered no version:\n{result.stdout[-1000:]}")
+        registry = self._registry()
+        mv = registry.get_version(self.model, version=int(found.group(1)))
         tags = mv.tags or {}
         self.summary["versions"].append({"version": int(mv.version), "gate": tags.get("gate"),
                                          "sets": sets, "run_id": mv.run_id})
-        self.say(f"registered v{mv.version}: gate={tags.get('gate')} (alias candidate)")
+        if not quiet:
+            self.say(f"registered v{mv.version}: gate={tags.get('gate')}")
         if not self.rows:
             self.columns, self.rows = _holdout_rows(registry, self.model, int(mv.version))
-        del result
         return int(mv.version)
 
     def _land(self, version: int, env: str, expect: str = "completed") -> None:
         self.phase(f"promote {self.model} v{version} to {env}")
-        source = "candidate" if env == "staging" else "staging"
-        out = self._mlops("promote", self.model, "--to", env, "--from-alias", source).stdout
+        chosen = ["--version", str(version)] if env == "staging" else ["--from-alias", "staging"]
+        out = self._mlops("promote", self.model, "--to", env, *chosen).stdout
         for line in out.strip().splitlines()[-3:]:
             self.say(f"  bot: {line}")
         branch = f"promote/{self.model}/{env}/v{version}"
@@ -249,10 +280,7 @@ class Lifecycle:
         if host is not None and app.replicasets and host not in self.traffic.targets:
             self.traffic.target(host, f"/models/{app.model}/predict", self.rows, self.settings.background_rps)
         if result.outcome in ("completed", "aborted"):
-            if result.outcome == "completed":
-                self._record_canary(result.rollout)
-            else:
-                self._record_canary(result.rollout)
+            self._record_canary(result.rollout)
             rollout = app.rollout()
             version = str(rollout["metadata"]["annotations"]["mlops.io/model-version"])
             self.say(f"  Rollouts notification on-rollout-{result.outcome}: the rollout-outcome workflow runs")
@@ -265,7 +293,18 @@ class Lifecycle:
                     self.say(f"    {line}")
                 if run.returncode != 0:
                     raise MlopsError(f"the rollout-outcome step exited {run.returncode}; see {self.log}")
+            if result.outcome == "completed":
+                holder = self._registry().version_by_alias(app.model, app.env)
+                self.summary["aliases"].append({"env": app.env, "expected": int(version),
+                                                "holder": int(holder.version) if holder is not None else None})
+                self.say(f"  alias {app.env!r} of {app.model} now holds v{holder.version if holder else '-'}")
         return result.outcome
+
+    def _registry(self) -> Any:
+        from mlops_platform.registry import Registry
+        from mlops_platform.settings import PlatformSettings
+
+        return Registry(PlatformSettings(tracking_uri=self.platform.mlflow_url))
 
     def _record_pr(self, pr: dict[str, Any], kind: str, env: str, version: int | None) -> None:
         self.summary["pull_requests"].append({"number": pr["number"], "kind": kind, "env": env, "version": version,
@@ -298,7 +337,8 @@ class Lifecycle:
         app = self.cluster.apps[f"{self.model}-production"]
         host = self.cluster.ingress_host(app)
         assert host is not None
-        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+        sent_at = time.time() - 1
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent_at))
         window = self.traffic.open_window(host)
         self.traffic.target(host, f"/models/{self.model}/predict", shifted, self.settings.canary_rps)
         while window.total < self.scenario.drift_rows:
@@ -311,13 +351,11 @@ class Lifecycle:
         production_store = _store_of(app, store)
         if production_store is not None:
             drift_env["MLOPS_STORE_URI"] = str(production_store)
-        deadline = time.monotonic() + 60
-        while True:
-            result = self._mlops("drift", self.model, "--alias", "production", "--since", since, env=drift_env,
-                                 ok=(0, 10, 11))
-            if result.returncode != 11 or time.monotonic() > deadline:
-                break
-            time.sleep(2)
+        if production_store is not None:
+            logged = _wait_for_rows(production_store, sent_at, window.total, timeout=60)
+            self.say(f"  the production pods' prediction log holds {logged} rows written since then")
+        result = self._mlops("drift", self.model, "--alias", "production", "--since", since, env=drift_env,
+                             ok=(0, 10, 11))
         self.say(f"  mlops drift exited {result.returncode} "
                  f"({ {0: 'no drift', 10: 'drift detected', 11: 'insufficient data'}[result.returncode]})")
         self.summary["drift"] = {"exit": result.returncode}
@@ -342,9 +380,9 @@ class Lifecycle:
         self.say(f"  alerts firing in Prometheus and received by Alertmanager: {', '.join(fired) or 'none'}")
         if result.returncode == 10:
             self.phase("retraining branch of the drift check (exit 10): the train workflow's command")
-            out = self._mlops("train", "--config", str(self.scenario.config)).stdout.strip().splitlines()
-            self.say(f"  {out[-1] if out else ''}")
-            self.summary["retrain"] = out[-1] if out else ""
+            lines = self._mlops("train", "--config", str(self.scenario.config)).stdout.strip().splitlines()
+            self.say(f"  {lines[-1] if lines else ''}")
+            self.summary["retrain"] = lines[-1] if lines else ""
 
     # -- the end ---------------------------------------------------------------------------------
 
@@ -379,6 +417,9 @@ class Lifecycle:
         for what, where in self.summary["artifacts"].items():
             print(f"  {what:<28} {where}")
         self.summary["pull_requests_final"] = list(self.platform.prhost.pulls.values())
+        self.summary["urls"] = dict(self.platform.urls())
+        self.summary["pod_ports"] = list(self.cluster.ports)
+        self.summary["time_scale"] = self.settings.time_scale
         (self.home / "summary.json").write_text(json.dumps(self.summary, indent=1, default=str))
         print(f"summary: {self.home / 'summary.json'}")
 
@@ -445,6 +486,23 @@ def _holdout_rows(registry: Any, model: str, version: int) -> tuple[list[str], l
     frame = frame.drop(columns=[reg.HOLDOUT_TARGET])
     rows: list[list[float]] = frame.to_numpy(dtype=float).tolist()
     return [str(c) for c in frame.columns], rows
+
+
+def _wait_for_rows(store: Path, since: float, rows: int, timeout: float) -> int:
+    """Rows in Parquet files written under ``store`` after ``since``, once they reach ``rows`` (or time
+    runs out): the model servers flush their prediction log on an interval."""
+    import pyarrow.parquet as pq
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = 0
+        for path in store.rglob("*.parquet"):
+            with contextlib.suppress(OSError, ValueError):
+                if path.stat().st_mtime >= since:
+                    found += pq.ParquetFile(path).metadata.num_rows
+        if found >= rows or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 def _store_of(app: App, objectstore: Path) -> Path | None:

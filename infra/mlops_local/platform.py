@@ -23,7 +23,7 @@ from mlops_local.istio import route_configuration
 from mlops_local.monitoring import PrometheusConfig, rules_file
 from mlops_local.podspec import render
 from mlops_local.prhost import PullRequestHost, serve
-from mlops_local.procs import LOOPBACK, MissingBinary, Supervisor, find_binary, free_ports
+from mlops_local.procs import LOOPBACK, MissingBinary, Process, Supervisor, find_binary, free_ports
 from mlops_local.settings import LocalSettings
 
 DEBIAN = "apt-get install prometheus prometheus-pushgateway prometheus-alertmanager (Debian/Ubuntu)"
@@ -66,6 +66,11 @@ class Platform:
     git: GitHttpServer
     prhost: PullRequestHost
     token: str
+    mlflow: Process
+
+    def wait_mlflow(self, timeout: float) -> None:
+        """The tracking server migrates its database at start: the slowest service, waited for last."""
+        self.mlflow.wait_http(f"{self.mlflow_url}/health", timeout)
 
     @property
     def repo_url(self) -> str:
@@ -153,9 +158,8 @@ def start_platform(settings: LocalSettings, repo: Path, say: Callable[[str], Non
         pgw.wait_http(f"{urls['pushgateway']}/-/ready", settings.startup_timeout_s)
         am.wait_http(f"{urls['alertmanager']}/-/ready", settings.startup_timeout_s)
         prom.wait_http(f"{urls['prometheus']}/-/ready", settings.startup_timeout_s)
-        mlflow.wait_http(f"{urls['mlflow']}/health", settings.startup_timeout_s)
         yield Platform(home, supervisor, urls["mlflow"], urls["prometheus"], config, urls["pushgateway"],
-                       urls["alertmanager"], envoy, git, prhost, token)
+                       urls["alertmanager"], envoy, git, prhost, token, mlflow)
 
 
 __all__ = ["BINARIES", "BOT_USER", "Platform", "missing_binaries", "start_platform"]

@@ -21,7 +21,8 @@ Semantics kept from Argo Rollouts (canary strategy with Istio host-level traffic
 Every duration taken from the manifests is multiplied by ``LocalSettings.time_scale``: pauses,
 analysis ``interval``/``initialDelay``, duration-valued args (``window``, ``interval``) and
 scale-down delays. The traffic share that reaches the canary through Envoy is measured at each
-``setWeight`` over at least ``LocalSettings.step_requests`` answers before the next step.
+``setWeight`` (the whole time the weight holds, its pause and analysis included), and the weight
+holds until at least ``LocalSettings.step_requests`` answers were counted (an abort does not wait).
 """
 
 from __future__ import annotations
@@ -182,13 +183,14 @@ class RolloutRunner:
                 self._record(app, doc)
                 if "setWeight" in step:
                     if window is not None and host is not None and current is not None:
+                        self._measure(app, doc, window, current, rs.version)
                         self._close(host, window, current, rs.version)
+                        window = current = None
                     weight = int(step["setWeight"])
                     self._set_weight(app, weight)
                     entry["weight"] = weight
                     if host is not None:
                         window, current = self.traffic.open_window(host), entry
-                        self._measure(app, doc, host, window, entry, rs.version)
                     entry["status"] = "Successful"
                 elif "pause" in step:
                     duration = (step["pause"] or {}).get("duration")
@@ -214,6 +216,8 @@ class RolloutRunner:
                 else:
                     raise ConfigError(f"canary step {step} is not supported by the local runner")
                 self._record(app, doc)
+            if outcome == "completed" and window is not None and current is not None:
+                self._measure(app, doc, window, current, rs.version)
         finally:
             if window is not None and host is not None and current is not None:
                 self._close(host, window, current, rs.version)
@@ -237,6 +241,16 @@ class RolloutRunner:
         doc["abort_to_stable_s"] = round(time.monotonic() - started, 3)
         doc["phase"] = "Degraded"
         self._record(app, doc)
+        host = self.cluster.ingress_host(app)
+        if host is not None:  # what the clients get right after the abort: the stable version only
+            window = self.traffic.open_window(host)
+            deadline = time.monotonic() + 30
+            while window.total < 200 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.traffic.close_window(host, window)
+            version = (doc.get("canary") or {}).get("version", "")
+            doc["after_abort"] = {"requests": window.total, "canary_answers": window.versions[str(version)],
+                                  "errors": window.total - window.statuses[200]}
         delay = float(canary.get("abortScaleDownDelaySeconds", 30)) * self.settings.time_scale
         time.sleep(delay)
         self.cluster.stop_replicaset(app, desired)
@@ -266,8 +280,8 @@ class RolloutRunner:
         entry["errors"] = window.total - window.statuses[200]
         entry["share"] = window.share(version)
 
-    def _measure(self, app: App, doc: dict[str, Any], host: str, window: Window, entry: dict[str, Any],
-                 version: str) -> None:
+    def _measure(self, app: App, doc: dict[str, Any], window: Window, entry: dict[str, Any], version: str) -> None:
+        """Stay at this weight until the traffic client has counted ``step_requests`` answers."""
         deadline = time.monotonic() + 300
         while window.total < self.settings.step_requests and time.monotonic() < deadline:
             time.sleep(0.25)
