@@ -37,7 +37,7 @@ import yaml
 from mlops_local.cluster import App, LocalCluster, generate_secrets
 from mlops_local.monitoring import alertmanager_alerts, firing_alerts, query
 from mlops_local.platform import BINARIES, BOT_USER, Platform, missing_binaries, start_platform
-from mlops_local.procs import run_logged
+from mlops_local.procs import run_logged, stop_descendants
 from mlops_local.rollout import RolloutRunner
 from mlops_local.settings import LocalSettings
 from mlops_local.state import StateFile, format_rollout
@@ -112,10 +112,12 @@ class Lifecycle:
                 with start_platform(self.settings, self.repo, self.say) as platform:
                     return self._run(platform)
             except KeyboardInterrupt:
-                self.say("interrupted: everything this command started has been stopped")
+                self.say("interrupted")
                 return 130
             finally:
-                self.say("stopped every process this command started")
+                left = stop_descendants()  # commands of background threads (training, analysis jobs)
+                self.say("stopped every process this command started" +
+                         (f" ({len(left)} still running at the end were stopped)" if left else ""))
 
     def _run(self, platform: Platform) -> int:
         self.phase("services up")

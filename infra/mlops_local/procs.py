@@ -155,6 +155,54 @@ class Supervisor:
         return [p.popen.pid for p in self.processes]
 
 
+def descendants(pid: int | None = None) -> list[int]:
+    """Every process below ``pid`` (default: this one) in the process tree, read from /proc."""
+    root = os.getpid() if pid is None else pid
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop_descendants(grace: float = 5.0) -> list[int]:
+    """SIGTERM, then SIGKILL, whatever this process started and is still running (commands of
+    background threads included); returns their ids."""
+    found = descendants()
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(p) for p in found):
+        time.sleep(0.1)
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
 def wait_all_http(checks: Sequence[tuple[Process, str]], timeout: float) -> None:
     for process, url in checks:
         process.wait_http(url, timeout)
@@ -171,5 +219,5 @@ def run_logged(argv: Sequence[str], log: Path, *, cwd: Path, env: Mapping[str, s
     return result
 
 
-__all__ = ["LOOPBACK", "MissingBinary", "Process", "Supervisor", "find_binary", "free_ports", "http_status",
-           "run_logged", "tail", "wait_all_http"]
+__all__ = ["LOOPBACK", "MissingBinary", "Process", "Supervisor", "descendants", "find_binary", "free_ports",
+           "http_status", "run_logged", "stop_descendants", "tail", "wait_all_http"]

@@ -152,8 +152,8 @@ class RolloutRunner:
             self._set_weight(app, 0)
             doc["stable"] = {"hash": desired, "version": rs.version}
             doc["message"] = "first ReplicaSet: promoted fully without steps"
-            self._record(app, doc, finished=True)
             doc["outcome"] = "completed"
+            self._record(app, doc, finished=True)
             return Result("completed", doc)
         return self._canary(app, rollout, stable.hash, stable.version, desired, doc)
 
