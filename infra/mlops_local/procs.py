@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -51,15 +52,38 @@ def find_binary(name: str, how: str) -> str:
     raise MissingBinary(name, how)
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports on 127.0.0.1 that are free right now."""
+    """``count`` distinct TCP ports on 127.0.0.1 that are free right now.
+
+    They are picked at random below the kernel's ephemeral range (which ``bind(0)`` draws from), so
+    a port handed to a server here is not also handed to another program on the machine that asks
+    the kernel for a free one in the moment before the server binds it.
+    """
+    low = max(1024, min(10000, _ephemeral_low() - 2000))
+    high = max(low + 1000, _ephemeral_low() - 1)
+    picked: list[int] = []
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        while len(picked) < count:
+            port = random.randint(low, high)
+            if port in picked:
+                continue
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((LOOPBACK, 0))
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                sock.close()
+                continue
             sockets.append(sock)
-        return [int(s.getsockname()[1]) for s in sockets]
+            picked.append(port)
+        return picked
     finally:
         for sock in sockets:
             sock.close()
