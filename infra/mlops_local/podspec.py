@@ -259,7 +259,7 @@ class Rendered:
                 if ref["name"] not in secrets:
                     if ref.get("optional"):
                         continue
-                    raise MissingReference(f"no Secret given named {ref['name']} (envFrom)")
+                    raise MissingReference(f"no Secret {ref['name']} given (envFrom)")
                 data = dict(secrets[ref["name"]])
             env.update({prefix + k: str(v) for k, v in data.items() if _ENV_NAME.match(prefix + k)})
         for item in container.get("env", []):
