@@ -162,6 +162,11 @@ class Lifecycle:
         self.traffic.start()
         try:
             self._scenario()
+        except MlopsError:
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                for alert in firing_alerts(platform.prometheus_url):
+                    self.say(f"  firing when it failed: {alert['labels']} value {alert.get('value')}")
+            raise
         finally:
             self.traffic.stop()
             if self.trainer is not None:

@@ -128,6 +128,9 @@ def start_platform(settings: LocalSettings, repo: Path, say: Callable[[str], Non
         ], logs / "mlflow.log", cwd=mlflow_dir, env=env)
         pgw = supervisor.start("pushgateway", [
             find_binary("prometheus-pushgateway", DEBIAN), f"--web.listen-address={LOOPBACK}:{pgw_port}",
+            # In memory: Debian's build defaults to the shared /var/lib/prometheus/pushgateway.data,
+            # which would load every other Pushgateway's groups on this machine.
+            "--persistence.file=",
         ], logs / "pushgateway.log", cwd=home, grace=5)
         am_dir = home / "alertmanager"
         am_dir.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,9 @@ def pushgateway_server(workdir: Path) -> Iterator[Pushgateway]:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = workdir / "pushgateway.log"
-    proc = _spawn([binary, f"--web.listen-address={LOOPBACK}:{port}"], log, cwd=workdir)
+    # Debian's build defaults --persistence.file to the machine-wide /var/lib/prometheus/pushgateway.data:
+    # every Pushgateway started with the default would share (and load) the groups of all the others.
+    proc = _spawn([binary, f"--web.listen-address={LOOPBACK}:{port}", "--persistence.file="], log, cwd=workdir)
     url = f"http://{LOOPBACK}:{port}"
     with _managed(proc, grace=5):
         wait_for_http(f"{url}/-/ready", timeout=30, proc=proc, log=log)
