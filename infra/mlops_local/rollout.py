@@ -21,8 +21,9 @@ Semantics kept from Argo Rollouts (canary strategy with Istio host-level traffic
 Every duration taken from the manifests is multiplied by ``LocalSettings.time_scale``: pauses,
 analysis ``interval``/``initialDelay``, duration-valued args (``window``, ``interval``) and
 scale-down delays. The traffic share that reaches the canary through Envoy is measured at each
-``setWeight`` (the whole time the weight holds, its pause and analysis included), and the weight
-holds until at least ``LocalSettings.step_requests`` answers were counted (an abort does not wait).
+``setWeight`` (the whole time the weight holds, its pause and analysis included); a ``setWeight``
+step completes once at least ``LocalSettings.step_requests`` answers were counted at that weight, so
+the scaled pause and analysis that follow always see traffic at it.
 """
 
 from __future__ import annotations
@@ -183,7 +184,6 @@ class RolloutRunner:
                 self._record(app, doc)
                 if "setWeight" in step:
                     if window is not None and host is not None and current is not None:
-                        self._measure(app, doc, window, current, rs.version)
                         self._close(host, window, current, rs.version)
                         window = current = None
                     weight = int(step["setWeight"])
@@ -191,6 +191,7 @@ class RolloutRunner:
                     entry["weight"] = weight
                     if host is not None:
                         window, current = self.traffic.open_window(host), entry
+                        self._measure(app, doc, window, entry, rs.version)
                     entry["status"] = "Successful"
                 elif "pause" in step:
                     duration = (step["pause"] or {}).get("duration")
@@ -216,8 +217,6 @@ class RolloutRunner:
                 else:
                     raise ConfigError(f"canary step {step} is not supported by the local runner")
                 self._record(app, doc)
-            if outcome == "completed" and window is not None and current is not None:
-                self._measure(app, doc, window, current, rs.version)
         finally:
             if window is not None and host is not None and current is not None:
                 self._close(host, window, current, rs.version)

@@ -17,13 +17,13 @@ class LocalSettings(BaseSettings):
         description="Folder of one run (services' data and logs, the Git server's repository, the rollout "
         "state file); emptied when a run starts.")
     time_scale: float = Field(
-        0.03, gt=0, le=1, validation_alias=AliasChoices("MLOPS_LOCAL_TIME_SCALE"),
+        0.05, gt=0, le=1, validation_alias=AliasChoices("MLOPS_LOCAL_TIME_SCALE"),
         description="The one factor every duration of the rendered manifests is multiplied by: canary pauses, "
         "analysis intervals, windows and initial delays, scale-down delays and the PodMonitor's scrape interval "
-        "(0.03: a 1m pause lasts 1.8 s).")
+        "(0.05: a 1m pause lasts 3 s).")
     step_requests: int = Field(
         1000, ge=0, validation_alias=AliasChoices("MLOPS_LOCAL_STEP_REQUESTS"),
-        description="Answers counted through Envoy at each setWeight before the weight may change.")
+        description="Answers counted through Envoy at a setWeight before the next step starts.")
     client_threads: int = Field(
         6, ge=1, le=64, validation_alias=AliasChoices("MLOPS_LOCAL_CLIENT_THREADS"),
         description="Concurrent connections of the traffic client during a canary.")

@@ -62,14 +62,14 @@ def format_rollout(rollout: dict[str, Any]) -> str:
     if rollout.get("message"):
         lines.append(f"  {rollout['message']}")
     if rollout.get("steps"):
-        lines.append(f"  {'STEP':<5}{'ACTION':<22}{'STATUS':<13}{'WEIGHT':>7}{'MEASURED':>10}{'REQUESTS':>10}"
+        lines.append(f"  {'STEP':<5}{'ACTION':<24}{'STATUS':<13}{'WEIGHT':>7}{'MEASURED':>10}{'REQUESTS':>10}"
                      "  ANALYSIS")
         for step in rollout["steps"]:
             metrics = "; ".join(f"{m['name']} {m['phase']} {m.get('value', '')}".rstrip()
                                 for m in step.get("metrics") or [])
             weight = "" if step.get("weight") is None else f"{step['weight']}%"
             requests = "" if not step.get("requests") else str(step["requests"])
-            lines.append(f"  {step['index']:<5}{step['action']:<22}{step['status']:<13}{weight:>7}"
+            lines.append(f"  {step['index']:<5}{step['action']:<24}{step['status']:<13}{weight:>7}"
                          f"{_share(step):>10}{requests:>10}  {metrics}")
     return "\n".join(lines)
 
