@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 
 @dataclass
 class Window:
-    """Answers of one host while it is open: count per version and per status."""
+    """Answers of one host to requests sent while it is open: count per version and per status."""
 
+    opened: float = field(default_factory=time.monotonic)
     versions: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
 
@@ -119,6 +120,7 @@ class TrafficClient:
                 target.next_row += 1
             body = json.dumps({"features": [row]})
             version, status = "", 0
+            sent = time.monotonic()
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection(*self.address, timeout=30)
@@ -139,6 +141,8 @@ class TrafficClient:
             with self.lock:
                 self.totals[target.host] += 1
                 for window in self.windows.get(target.host, []):
+                    if sent < window.opened:
+                        continue  # sent before the window opened (e.g. before a weight change)
                     window.statuses[status] += 1
                     if version:
                         window.versions[version] += 1
