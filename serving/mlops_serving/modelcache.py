@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +79,27 @@ class ModelCache:
 
     def evict(self, name: str, version: str) -> None:
         shutil.rmtree(self._path(name, version), ignore_errors=True)
+
+    def refresh_baseline(self, registry: Registry, cached: CachedVersion, baseline_artifact: str) -> CachedVersion:
+        """``cached``, with the baseline statistics its run holds now: unlike the model's files, a
+        baseline can be attached after registration (``mlops baseline create``), so an entry cached
+        without one asks the registry again. The registry's errors are the caller's."""
+        from mlops_platform.errors import NotFoundError
+
+        try:
+            raw = registry.load_run_file(cached.run_id, baseline_artifact)
+        except NotFoundError:
+            return cached
+        path = self._path(cached.name, cached.version)
+        try:
+            staged = path / f".{BASELINE_FILE}.tmp"
+            staged.write_bytes(raw)
+            os.replace(staged, path / BASELINE_FILE)
+            (path / NO_BASELINE_FILE).unlink(missing_ok=True)
+        except OSError as exc:  # a read-only cache: use it this time, ask again at the next start
+            log.warning("model cache %s not writable (%s); the baseline of %s v%s is not cached", self.root, exc,
+                        cached.name, cached.version)
+        return replace(cached, baseline=json.loads(raw), baseline_missing_reason="")
 
     def put(self, registry: Registry, name: str, version: str, run_id: str, baseline_artifact: str) -> CachedVersion:
         """Download ``name`` version ``version`` (model folder and baseline) into the cache.

@@ -236,6 +236,8 @@ def load_model(registry: Registry | Callable[[], Registry], ref: ModelRef,
     get_registry = registry if callable(registry) else lambda: registry
     if cache is not None and ref.version is not None:
         cached = cache.get(ref.name, str(ref.version))
+        if cached is not None and cached.baseline is None:
+            cached = _with_new_baseline(get_registry, cache, cached)
         if cached is not None:
             try:
                 return _load_files(ref, cached, cache.types_dir)
@@ -270,6 +272,19 @@ def load_model(registry: Registry | Callable[[], Registry], ref: ModelRef,
         cached = ModelCache(Path(tmp), reg.tracking_uri).put(reg, ref.name, number, str(version.run_id),
                                                              BASELINE_ARTIFACT)
         return _load_files(ref, cached)
+
+
+def _with_new_baseline(get_registry: Callable[[], Registry], cache: ModelCache, cached: CachedVersion) -> CachedVersion:
+    """A cached version without baseline, with the one attached since (if any). An unreachable
+    registry leaves it as cached: the model is served, without drift statistics until a restart."""
+    try:
+        registry = get_registry()
+        registry.check_reachable()
+        return cache.refresh_baseline(registry, cached, BASELINE_ARTIFACT)
+    except MlopsError as exc:
+        log.warning("%s v%s: cached without baseline statistics, and the registry cannot say whether one was "
+                    "attached since (%s)", cached.name, cached.version, exc)
+        return cached
 
 
 def _load_files(ref: ModelRef, files: CachedVersion, types_dir: Path | None = None) -> LoadedModel:

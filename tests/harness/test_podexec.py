@@ -47,7 +47,7 @@ def test_missing_configmap_key_and_unresolved_parameter_fail() -> None:
         "spec": {"templates": [{"name": "t", "inputs": {"parameters": [{"name": "model"}]}, "container": container}]},
     }
     cm = {"kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"present": "1"}}
-    rendered = Rendered(Path("synthetic"), [template, cm])
+    rendered = Rendered(Path("synthetic"), [template, cm], REPO)
     with pytest.raises(MissingReference, match="nowhere"):
         rendered.workflow_step("wft", "t", inputs={"model": "m"})
     container["args"] = ["promote", "{{inputs.parameters.model}}"]

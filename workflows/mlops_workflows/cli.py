@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_show.set_defaults(handler=_cmd_models_show)
 
     # Each component adds its own commands; heavy imports stay inside their handlers.
+    from mlops_local.cli import add_commands as add_local_commands
     from mlops_platform.analysis.cli import add_analysis_command
     from mlops_serving.cli import add_commands as add_serving_commands
     from mlops_workflows.argo_cli import add_commands as add_workflow_commands
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_promote_commands(commands)  # promote, rollback
     add_analysis_command(commands)  # analysis run
     add_workflow_commands(commands)  # workflow submit|status|...
+    add_local_commands(commands)  # lifecycle, rollout status
     return parser
 
 

@@ -158,6 +158,11 @@ def _substitute(value: Any, args: dict[str, str]) -> Any:
     return value
 
 
+def substitute_args(value: Any, args: dict[str, str]) -> Any:
+    """``{{args.NAME}}`` replaced in every string of ``value`` (e.g. a job provider's Job spec)."""
+    return _substitute(value, args)
+
+
 def _int(value: Any, what: str, default: int | None) -> int | None:
     if value is None or value == "":
         return default
