@@ -20,6 +20,7 @@ stated where they are set).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -71,7 +72,7 @@ def images(request: pytest.FixtureRequest) -> dict[str, str]:
         if integration_required():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     base = subprocess.run(["bash", str(REPO / "hack" / "build-standin-base.sh")], capture_output=True, text=True,
                           timeout=1200, env=_engine_env(), check=False)
     assert base.returncode == 0, base.stderr[-3000:]
@@ -83,10 +84,11 @@ def images(request: pytest.FixtureRequest) -> dict[str, str]:
     lines = built.stdout.strip().splitlines()
     # The build script's summary: its last lines, from the header on (the engine's output comes first).
     table = lines[max(i for i, line in enumerate(lines) if line.startswith("image ")):]
-    if reporter is not None:
-        reporter.write_line("")
+    # Shown in every run, also a passing one (CI's log keeps the sizes and build times).
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        print()
         for line in [*(f"stand-in base: {x}" for x in base.stderr.splitlines() if x.startswith("==>")), *table]:
-            reporter.write_line(f"[images] {line}")
+            print(f"[images] {line}", flush=True)
     listed = subprocess.run(["bash", str(REPO / "hack" / "build-images.sh"), "--list"], capture_output=True,
                             text=True, check=True, env=env).stdout.split()[::2]
     return {ref.rsplit(":", 1)[0].rsplit("/", 1)[1]: ref for ref in listed}
