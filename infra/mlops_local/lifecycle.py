@@ -149,7 +149,7 @@ class Lifecycle:
             self.repo, self.repo / WORKFLOWS_OVERLAY, self.home / "workflows",
             {"mlops.io/git-repo": platform.repo_url, "mlops.io/git-revision": "main",
              "mlops.io/git-repository": platform.prhost.slug},
-            store, services, {"MLOPS_PROMOTE_API_URL": platform.prhost.url})
+            store, services, {"MLOPS_PROMOTE_HOST": "github", "MLOPS_PROMOTE_API_URL": platform.prhost.url})
         self.phase("Argo CD: first sync of the models' Applications")
         commit = self.cluster.fetch()
         for app in self.cluster.discover():
@@ -263,6 +263,8 @@ class Lifecycle:
         if result != expect:
             raise MlopsError(f"the rollout of v{version} in {env} ended {result or 'without steps'}, "
                              f"expected {expect}")
+        if env == "staging" and result == "completed":
+            self._wait_scraped(env, version)
         if result == "aborted":
             revert = [p for p in self.platform.prhost.of_state("open")
                       if p["head"]["ref"].startswith(f"rollback/{self.model}/{env}/")]
@@ -273,6 +275,19 @@ class Lifecycle:
             sha = self.platform.prhost.merge(int(revert[0]["number"]))
             self.say(f"  reviewer merged the revert #{revert[0]['number']} as {sha[:12]}")
             self._sync(app)
+
+    def _wait_scraped(self, env: str, version: int, timeout: float = 120) -> None:
+        """The production gate reads this version's traffic in ``env`` from Prometheus (the bot's own
+        query): wait until a scrape holds it, as a reviewer looks at staging's dashboards first."""
+        from mlops_workflows.promote.health import Prometheus, queries
+
+        total, _ = queries(env, self.model, version, "1h")
+        prometheus = Prometheus(self.platform.prometheus_url)
+        deadline = time.monotonic() + timeout
+        while (prometheus.scalar(total) or 0.0) < 1:
+            if time.monotonic() > deadline:
+                raise MlopsError(f"Prometheus holds no request of v{version} in {env} after {timeout:g}s: {total}")
+            time.sleep(0.5)
 
     def _sync(self, app: App) -> str:
         commit = self.cluster.fetch()

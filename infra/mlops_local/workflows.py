@@ -5,8 +5,9 @@ The workflow templates are rendered from the cluster's overlay with the Git coor
 the step a ``when`` selects is resolved by :mod:`mlops_local.podspec` (workflow parameters, the
 template's inputs, ConfigMaps, the local secrets), its ``git`` input artifact is cloned with the
 credentials its ``usernameSecret``/``passwordSecret`` name (in the git process's environment only),
-and the container runs locally. The only addition is ``MLOPS_PROMOTE_API_URL``: the local
-pull-request host stands in for the Git host's API, whose default is the public one.
+and the container runs locally. The only additions are ``MLOPS_PROMOTE_HOST`` and
+``MLOPS_PROMOTE_API_URL``: the local pull-request host, which speaks GitHub's endpoints, stands in
+for the kind cluster's Git host (its in-cluster Gitea).
 """
 
 from __future__ import annotations
