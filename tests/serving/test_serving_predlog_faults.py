@@ -37,6 +37,17 @@ def _stored_rows(s3: Any, bucket: str) -> list[tuple[str, int]]:
     return rows
 
 
+def _written(server: Any) -> float:
+    """The server's own count of prediction-log records written (its /metrics)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from mlops_platform.metric_names import SERVING_PREDLOG_WRITTEN
+
+    name = SERVING_PREDLOG_WRITTEN.name
+    return sum(sample.value for family in text_string_to_metric_families(server.get("/metrics").text)
+               for sample in family.samples if sample.name == name)
+
+
 def test_frozen_store_neither_hangs_shutdown_nor_lies(trained_store: Any, tmp_path: Path) -> None:
     with seaweedfs_s3(tmp_path / "s3") as s3:
         assert s3.pid is not None
@@ -44,7 +55,7 @@ def test_frozen_store_neither_hangs_shutdown_nor_lies(trained_store: Any, tmp_pa
         env = trained_store.env(
             **s3.env(), MLOPS_STORE_URI="s3://predictions/prod", MLOPS_SERVING_MODELS=f"{WINE}:1",
             MLOPS_SERVING_AUTH="off", MLOPS_SERVING_PREDLOG_FLUSH_INTERVAL_S="0.2",
-            MLOPS_SERVING_PREDLOG_WRITE_TIMEOUT_S="1", MLOPS_SERVING_PREDLOG_SHUTDOWN_FLUSH_S="4",
+            MLOPS_SERVING_PREDLOG_WRITE_TIMEOUT_S="3", MLOPS_SERVING_PREDLOG_SHUTDOWN_FLUSH_S="4",
             MLOPS_SERVING_SHUTDOWN_TIMEOUT_S=str(SHUTDOWN_TIMEOUT_S),
         )
         server = start_server(tmp_path, env)
@@ -55,8 +66,9 @@ def test_frozen_store_neither_hangs_shutdown_nor_lies(trained_store: Any, tmp_pa
                 assert server.post("/predict", json={"features": WINE_ROWS},
                                    headers={"X-Request-ID": f"up-{i}"}).status_code == 200
                 sent += len(WINE_ROWS)
-            # Freeze only once those are stored (a loaded machine may take longer than a flush interval).
-            wait_until(lambda: len(_stored_rows(s3, "predictions")) >= sent, 60, "the records sent before the freeze")
+            # Freeze only once the server has written those (its first write opens the S3 client, which
+            # takes more than a flush interval on a loaded machine).
+            wait_until(lambda: _written(server) >= sent, 60, "the server writing the records sent before the freeze")
             os.kill(s3.pid, signal.SIGSTOP)
             frozen = True
             for i in range(300):  # the store hangs: writes time out, are retried, then dropped
