@@ -16,6 +16,7 @@ CANCER_CONFIG = MODELS / "breast-cancer-classifier.yaml"
 # Variables that would point a test at a developer's real services.
 LEAKY = (
     "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",  # mlflow.set_registry_uri in a test process sets it, as set_tracking_uri does its twin
     "MLOPS_HOME",
     "MLOPS_STORE_URI",
     "MLOPS_ARTIFACT_ROOT",
