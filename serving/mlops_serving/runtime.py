@@ -274,13 +274,6 @@ def load_model(registry: Registry | Callable[[], Registry], ref: ModelRef,
         return _load_files(ref, cached)
 
 
-_IMPORTS = threading.Lock()
-"""Held while a model is deserialized: that imports its libraries (skops and its type snapshot,
-scikit-learn, MLflow's pyfunc, the model's own code), and several models loading at once must not
-import them concurrently from several threads (a server with seven mixed models once never got
-ready). Downloads stay parallel."""
-
-
 def _with_new_baseline(get_registry: Callable[[], Registry], cache: ModelCache, cached: CachedVersion) -> CachedVersion:
     """A cached version without baseline, with the one attached since (if any). An unreachable
     registry leaves it as cached: the model is served, without drift statistics until a restart."""
@@ -306,14 +299,12 @@ def _load_files(ref: ModelRef, files: CachedVersion, types_dir: Path | None = No
     flavors = dict(mlmodel.get("flavors") or {})
     estimator = pyfunc = None
     if FLAVOR_SKLEARN in flavors:
-        with _IMPORTS:
-            estimator = load_sklearn(files.model_dir, mlmodel, types_dir)
+        estimator = load_sklearn(files.model_dir, mlmodel, types_dir)
         flavor = FLAVOR_SKLEARN
     elif FLAVOR_PYFUNC in flavors:
-        with _IMPORTS:
-            import mlflow.pyfunc
+        import mlflow.pyfunc
 
-            pyfunc = mlflow.pyfunc.load_model(str(files.model_dir))
+        pyfunc = mlflow.pyfunc.load_model(str(files.model_dir))
         loader = flavors[FLAVOR_PYFUNC].get("loader_module") if isinstance(flavors[FLAVOR_PYFUNC], dict) else None
         flavor = f"{FLAVOR_PYFUNC} ({loader})" if loader else FLAVOR_PYFUNC
     else:
