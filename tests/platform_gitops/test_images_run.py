@@ -240,7 +240,8 @@ def test_images_build_and_run_as_the_manifests_run_them(images: dict[str, str], 
         assert trained.returncode == 0, trained.stdout[-4000:] + trained.stderr[-4000:]
         assert "gate passed: alias 'candidate' -> v1" in trained.stdout + trained.stderr
         # What finalizing the first production rollout records (the bot moves the alias).
-        MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(MODEL, "production", "1")
+        MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri).set_registered_model_alias(
+            MODEL, "production", "1")
 
         # -- serve: the production Rollout's container with v1 pinned, in the model server image
         key, key_line = generate_key([MODEL])
