@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +36,16 @@ def render(folder: Path) -> list[dict[str, Any]]:
 
 def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d.get("kind") == kind]
+
+
+def images_in(value: Any) -> Iterator[str]:
+    """Every ``image:`` string anywhere in a rendered object."""
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            if key == "image" and isinstance(sub, str):
+                yield sub
+            else:
+                yield from images_in(sub)
+    elif isinstance(value, list):
+        for item in value:
+            yield from images_in(item)

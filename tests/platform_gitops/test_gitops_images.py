@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from .gitops_support import CLUSTERS, REPO, render
+from .gitops_support import CLUSTERS, REPO, images_in, render
 
 DOCKERFILES = {
     "ghcr.io/mlops-gitops/model-server": REPO / "serving" / "Dockerfile",
@@ -17,18 +16,6 @@ DOCKERFILES = {
     "ghcr.io/mlops-gitops/mlflow-server": REPO / "infra" / "mlflow" / "Dockerfile",
 }
 TAG = re.compile(r"^[\w.-]+$")
-
-
-def _images(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            if key == "image" and isinstance(sub, str):
-                yield sub
-            else:
-                yield from _images(sub)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _images(item)
 
 
 def _check(image: str) -> None:
@@ -41,7 +28,7 @@ def _check(image: str) -> None:
 @pytest.mark.parametrize("folder", ["workflows/manifests", "infra/mlflow", "infra/minio", "infra/postgres",
                                     *(f"clusters/{c}/workflow-templates" for c in CLUSTERS)])
 def test_rendered_images_are_pinned(folder: str) -> None:
-    images = [i for d in render(REPO / folder) for i in _images(d)]
+    images = [i for d in render(REPO / folder) for i in images_in(d)]
     images += [d["spec"]["imageName"] for d in render(REPO / folder) if d.get("kind") == "Cluster"]
     assert images, folder
     for image in images:
@@ -89,6 +76,6 @@ def test_dockerfiles_are_multi_stage_non_root_and_pinned(image: str, dockerfile:
 
 def test_rendered_images_built_here_have_a_dockerfile() -> None:
     for folder in ("workflows/manifests", "infra/mlflow"):
-        for image in (i for d in render(REPO / folder) for i in _images(d)):
+        for image in (i for d in render(REPO / folder) for i in images_in(d)):
             if image.startswith("ghcr.io/mlops-gitops/"):
                 assert image.split(":")[0] in DOCKERFILES, image

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from .gitops_support import REPO, of_kind, render
+from .gitops_support import REPO, images_in, of_kind, render
 
 PROJECT_REGISTRIES = ("ghcr.io/mlops-gitops/", "localhost/mlops/")
 
@@ -27,18 +25,6 @@ def _built() -> dict[str, str]:
     result = subprocess.run(["bash", str(REPO / "hack" / "build-images.sh"), "--list"], capture_output=True,
                             text=True, check=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
     return dict(line.split() for line in result.stdout.splitlines())
-
-
-def _images(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            if key == "image" and isinstance(sub, str):
-                yield sub
-            else:
-                yield from _images(sub)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _images(item)
 
 
 def _set_images(kustomization: Path, overrides: list[str]) -> None:
@@ -64,7 +50,7 @@ def _project_images(cluster: str, tmp_path: Path) -> dict[str, set[str]]:
         sources = app["spec"].get("sources") or [app["spec"]["source"]]
         # Helm charts from their repositories run no project image (their tags: test_gitops_images).
         for source in (s for s in sources if "path" in s and "chart" not in s):
-            for image in (i for d in render(REPO / source["path"]) for i in _images(d)):
+            for image in (i for d in render(REPO / source["path"]) for i in images_in(d)):
                 found.setdefault(image, set()).add(app["metadata"]["name"])
     [appset] = [a for a in of_kind(rendered, "ApplicationSet") if a["metadata"]["name"] == "models"]
     overrides = appset["spec"]["template"]["spec"]["source"].get("kustomize", {}).get("images", [])
@@ -78,7 +64,7 @@ def _project_images(cluster: str, tmp_path: Path) -> dict[str, set[str]]:
         result = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=False,
                                 timeout=120)
         assert result.returncode == 0, result.stderr
-        for image in (i for d in yaml.safe_load_all(result.stdout) if d for i in _images(d)):
+        for image in (i for d in yaml.safe_load_all(result.stdout) if d for i in images_in(d)):
             found.setdefault(image, set()).add(str(folder.relative_to(copy)))
     return {i: where for i, where in found.items() if i.startswith(PROJECT_REGISTRIES)}
 
@@ -105,7 +91,7 @@ def test_the_build_tags_follow_a_release_bump(tmp_path: Path) -> None:
     folder = copy / "models" / "wine-classifier" / "staging"
     _set_images(folder / "kustomization.yaml", ["ghcr.io/mlops-gitops/model-server=localhost/mlops/model-server"])
     out = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=True).stdout
-    images = {i for d in yaml.safe_load_all(out) if d for i in _images(d)}
+    images = {i for d in yaml.safe_load_all(out) if d for i in images_in(d)}
     assert "localhost/mlops/model-server:0.2.0" in images
     assert "localhost/mlops/model-server:0.2.0" not in _built()
 
