@@ -11,16 +11,19 @@ Counted, from the cluster's rendered app-of-apps (``kubectl kustomize clusters/<
   larger of the Rollout's and its HorizontalPodAutoscaler's ``minReplicas``.
 - **Applications installing a Helm chart**: the charts cannot be rendered offline, so each chart's
   workloads are listed below (``CHART_WORKLOADS``) with the value keys their templates read, and
-  the Application's value files are merged in Argo CD's order (:mod:`chartvalues`); a key the values
-  leave unset takes the chart default written here (read from the chart's ``values.yaml`` at the
-  pinned version), and a resource the chart leaves unset is reported as *unset* (counted as 0).
+  the Application's value files are merged in Argo CD's order (:mod:`chartvalues`) and, as Helm
+  does, over the chart defaults written here (read from the chart's ``values.yaml`` at the version
+  in ``CHART_READ_AT``, which must be the version the Application pins); a resource neither sets
+  is reported as *unset* (counted as 0). Charts that scale by an autoscaler count its minimum.
 - **Istio sidecars**: every pod in a namespace labelled ``istio-injection=enabled`` (unless its pod
   template says ``sidecar.istio.io/inject: "false"``) gets the proxy of istiod's
   ``global.proxy.resources``.
 - **Training** (transient): one step pod of the ``train`` WorkflowTemplate per model, all models at
   once (what ``hack/kind-up.sh`` submits), with Argo's ``wait`` container (``executor.resources``).
-- **What the repository does not install**: Argo CD from its upstream install manifest and kind's
-  own control plane (kubeadm's static pods, CoreDNS, kindnet), from their upstream defaults.
+- **Argo CD**, installed from its upstream manifest, which sets no resources: the sizes of
+  ``clusters/<name>/argocd-resources.yaml`` (:mod:`upstream_sizes`; ``hack/kind-up.sh`` applies
+  them), or *unset* for a cluster without that file.
+- **kind's own control plane** (kubeadm's static pods, CoreDNS, kindnet), from upstream defaults.
 
 Not counted: Jobs and analysis runs that finish (hook Jobs, a canary's analysis), a canary's extra
 pod during a rollout, and the kind node's own processes (containerd, kubelet).
@@ -40,7 +43,8 @@ from typing import Any
 
 import yaml
 
-from mlops_platform.manifests.chartvalues import app_values, get
+from mlops_platform.manifests import upstream_sizes
+from mlops_platform.manifests.chartvalues import app_values, get, merge
 from mlops_platform.manifests.discover import render
 from mlops_platform.manifests.model import Obj, Source
 
@@ -143,18 +147,18 @@ class Footprint:
         return [line for line in self.lines if line.pods and line.per_pod.unset]
 
     def table(self) -> str:
-        rows = [f"{'application':<26} {'workload':<34} {'pods':>4} {'cpu req':>8} {'mem req':>9} "
+        rows = [f"{'application':<36} {'workload':<44} {'pods':>4} {'cpu req':>8} {'mem req':>9} "
                 f"{'cpu lim':>8} {'mem lim':>9}  source"]
         for line in sorted(self.lines, key=lambda x: (x.transient, x.application, x.workload)):
             total = line.total
-            rows.append(f"{line.application:<26} {line.workload:<34} {line.pods:>4} {_cpu(total.cpu_m):>8} "
+            rows.append(f"{line.application:<36} {line.workload:<44} {line.pods:>4} {_cpu(total.cpu_m):>8} "
                         f"{_mem(total.memory):>9} {_cpu(total.cpu_limit_m):>8} {_mem(total.memory_limit):>9}  "
                         f"{line.source}{' (transient)' if line.transient else ''}"
                         f"{' [requests unset]' if line.per_pod.unset and line.pods else ''}")
         steady, peak = self.total(transient=False), self.total()
-        rows.append(f"{'steady state':<61} {_cpu(steady.cpu_m):>8} {_mem(steady.memory):>9} "
+        rows.append(f"{'steady state':<81} {_cpu(steady.cpu_m):>8} {_mem(steady.memory):>9} "
                     f"{_cpu(steady.cpu_limit_m):>8} {_mem(steady.memory_limit):>9}")
-        rows.append(f"{'while training every model':<61} {_cpu(peak.cpu_m):>8} {_mem(peak.memory):>9} "
+        rows.append(f"{'while training every model':<81} {_cpu(peak.cpu_m):>8} {_mem(peak.memory):>9} "
                     f"{_cpu(peak.cpu_limit_m):>8} {_mem(peak.memory_limit):>9}")
         return "\n".join(rows)
 
@@ -183,21 +187,60 @@ class ChartWorkload:
     resources_default: Mapping[str, Any] = field(default_factory=dict)
     daemonset: bool = False
     sidecars: tuple[str, ...] = ()  # dotted keys of extra containers' resources in the same pod
+    # (dotted key that switches the autoscaler on, its default, dotted key of its minimum, default)
+    autoscaling: tuple[str, bool, str, int] | None = None
+    init: str | None = None  # dotted key of the init containers' resources (the pod asks the larger)
+    init_default: Mapping[str, Any] = field(default_factory=dict)
+    single_when: tuple[str, str] | None = None  # (dotted key, value) that makes it one pod whatever replicas say
 
 
 _PROXY_DEFAULT = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "2000m", "memory": "1024Mi"}}
 
-# Chart name -> its workloads. Defaults read from each chart's values.yaml at the version the
-# Applications pin (istio 1.30.3, argo-rollouts 2.41.x, argo-workflows 0.47.5, cloudnative-pg 0.29.0,
-# external-secrets 2.9.0, kube-prometheus-stack 88.2.0, minio 5.4.0, prometheus-pushgateway 3.2.0):
-# empty resources unless written here.
+# Chart name -> the version whose values.yaml the defaults below were read from, and where. A test
+# keeps each equal to the version the Applications pin: a chart bump means reading them again.
+# Subcharts of kube-prometheus-stack 88.2.0 at the versions its Chart.yaml pins: grafana 12.10.4
+# (grafana-community/helm-charts), kube-state-metrics 8.2.0 and prometheus-node-exporter 4.56.1.
+CHART_READ_AT: dict[str, tuple[str, str]] = {
+    "base": ("1.30.3", "istio/istio manifests/charts/base/values.yaml"),
+    "istiod": ("1.30.3", "istio/istio manifests/charts/istio-control/istio-discovery/values.yaml"),
+    "gateway": ("1.30.3", "istio/istio manifests/charts/gateway/values.yaml"),
+    "argo-rollouts": ("2.41.0", "argoproj/argo-helm charts/argo-rollouts/values.yaml"),
+    "argo-workflows": ("0.47.5", "argoproj/argo-helm charts/argo-workflows/values.yaml"),
+    "cloudnative-pg": ("0.29.0", "cloudnative-pg/charts charts/cloudnative-pg/values.yaml"),
+    "external-secrets": ("2.9.0", "external-secrets/external-secrets deploy/charts/external-secrets/values.yaml"),
+    "kube-prometheus-stack": ("88.2.0", "prometheus-community/helm-charts charts/kube-prometheus-stack/values.yaml"),
+    "minio": ("5.4.0", "minio/minio helm/minio/values.yaml"),
+    "prometheus-pushgateway": ("3.2.0", "prometheus-community/helm-charts charts/prometheus-pushgateway/values.yaml"),
+    "gitea": ("12.1.3", "gitea helm-gitea values.yaml (the 12.1.3 copy vendored in linode/apl-core charts/gitea)"),
+}
+
+# Chart name -> its workloads, with the defaults of CHART_READ_AT's values.yaml: resources empty
+# (`{}`) unless written here. What the defaults say, per chart:
+# - istiod: resources.requests 500m / 2048Mi, no limits; replicaCount 1 but autoscaleEnabled true,
+#   autoscaleMin 1 (keys at the top level; `pilot.` is copied there by templates/zzy_descope_legacy.yaml);
+#   global.proxy.resources (every sidecar) requests 100m / 128Mi, limits 2000m / 1024Mi.
+# - gateway: resources requests 100m / 128Mi, limits 2000m / 1024Mi; replicaCount unset,
+#   autoscaling.enabled true, minReplicas 1.
+# - argo-rollouts: controller.replicas 2, dashboard.enabled false; resources {} for both.
+# - argo-workflows: controller.replicas 1, server.enabled true, server.replicas 1; controller,
+#   server and executor (the `wait` container) resources {}.
+# - cloudnative-pg, prometheus-pushgateway: replicaCount 1, resources {}.
+# - external-secrets: replicaCount 1, webhook.create and certController.create true; resources {}.
+# - kube-prometheus-stack: prometheus, alertmanager, prometheusOperator, grafana, kubeStateMetrics,
+#   nodeExporter enabled; every resources {} (prometheusConfigReloader too); grafana's and
+#   kube-state-metrics' resources and replicas 1, node-exporter's resources {} in the subcharts.
+# - minio: mode distributed, replicas 16, resources.requests.memory 16Gi.
+# - gitea: replicaCount 1, resources {}, initContainers.resources.requests 100m / 128Mi; postgresql-ha
+#   (3 PostgreSQL + pgpool) and valkey-cluster (3 nodes) enabled, postgresql and valkey disabled.
 CHART_WORKLOADS: dict[str, tuple[ChartWorkload, ...]] = {
     "base": (),
-    "istiod": (ChartWorkload("istiod", "pilot.resources", "pilot.replicaCount",
-                             resources_default={"requests": {"cpu": "500m", "memory": "2048Mi"}}),),
+    "istiod": (ChartWorkload("istiod", "resources", "replicaCount",
+                             resources_default={"requests": {"cpu": "500m", "memory": "2048Mi"}},
+                             autoscaling=("autoscaleEnabled", True, "autoscaleMin", 1)),),
     "gateway": (ChartWorkload("istio-ingressgateway", "resources", "replicaCount",
                               resources_default={"requests": {"cpu": "100m", "memory": "128Mi"},
-                                                 "limits": {"cpu": "2000m", "memory": "1024Mi"}}),),
+                                                 "limits": {"cpu": "2000m", "memory": "1024Mi"}},
+                              autoscaling=("autoscaling.enabled", True, "autoscaling.minReplicas", 1)),),
     "argo-rollouts": (
         ChartWorkload("controller", "controller.resources", "controller.replicas", replicas_default=2),
         ChartWorkload("dashboard", "dashboard.resources", "dashboard.replicas", "dashboard.enabled",
@@ -228,11 +271,13 @@ CHART_WORKLOADS: dict[str, tuple[ChartWorkload, ...]] = {
         ChartWorkload("node-exporter", "prometheus-node-exporter.resources", None, "nodeExporter.enabled",
                       daemonset=True),
     ),
-    "minio": (ChartWorkload("minio", "resources", "replicas",
-                            resources_default={"requests": {"memory": "16Gi"}}),),
+    # Standalone mode runs one pod whatever `replicas` says (templates/deployment.yaml).
+    "minio": (ChartWorkload("minio", "resources", "replicas", replicas_default=16,
+                            resources_default={"requests": {"memory": "16Gi"}}, single_when=("mode", "standalone")),),
     "prometheus-pushgateway": (ChartWorkload("pushgateway", "resources", "replicaCount"),),
     "gitea": (
-        ChartWorkload("gitea", "resources", "replicaCount"),
+        ChartWorkload("gitea", "resources", "replicaCount", init="initContainers.resources",
+                      init_default={"requests": {"cpu": "100m", "memory": "128Mi"}}),
         ChartWorkload("postgresql", "postgresql.primary.resources", None, "postgresql.enabled"),
         ChartWorkload("valkey", "valkey.primary.resources", None, "valkey.enabled"),
         ChartWorkload("postgresql-ha", "postgresql-ha.postgresql.resources", "postgresql-ha.postgresql.replicaCount",
@@ -242,8 +287,8 @@ CHART_WORKLOADS: dict[str, tuple[ChartWorkload, ...]] = {
     ),
 }
 
-# What the repository does not install, from upstream defaults (kubeadm's static pods and kind's
-# manifests at kind 0.27 / Kubernetes 1.32; Argo CD's install.yaml sets no resources).
+# kind's own workloads, from upstream defaults (kubeadm's static pods and kind's manifests at
+# kind 0.27 / Kubernetes 1.32).
 UPSTREAM: tuple[tuple[str, str, int | str, Mapping[str, Any]], ...] = (
     ("kind", "kube-apiserver", 1, {"requests": {"cpu": "250m"}}),
     ("kind", "kube-controller-manager", 1, {"requests": {"cpu": "200m"}}),
@@ -254,13 +299,17 @@ UPSTREAM: tuple[tuple[str, str, int | str, Mapping[str, Any]], ...] = (
                                   "limits": {"cpu": "100m", "memory": "50Mi"}}),
     ("kind", "kube-proxy", "nodes", {}),
     ("kind", "local-path-provisioner", 1, {}),
-    ("argocd", "application-controller", 1, {}),
-    ("argocd", "applicationset-controller", 1, {}),
-    ("argocd", "repo-server", 1, {}),
-    ("argocd", "server", 1, {}),
-    ("argocd", "redis", 1, {}),
-    ("argocd", "dex-server", 1, {}),
-    ("argocd", "notifications-controller", 1, {}),
+)
+
+# Argo CD's workloads in its install manifest (v3.5.1): one pod each, no resources on any container.
+ARGOCD_WORKLOADS = (
+    "statefulset/argocd-application-controller",
+    "deployment/argocd-applicationset-controller",
+    "deployment/argocd-dex-server",
+    "deployment/argocd-notifications-controller",
+    "deployment/argocd-redis",
+    "deployment/argocd-repo-server",
+    "deployment/argocd-server",
 )
 
 
@@ -326,18 +375,35 @@ def _workloads(docs: Iterable[Any], app: str, namespace: str, ctx: _Context) -> 
 def _chart_lines(app: str, chart: str, values: Mapping[str, Any], namespace: str, ctx: _Context) -> Iterator[Line]:
     if chart not in CHART_WORKLOADS:
         raise ValueError(f"Application {app}: chart {chart} has no workload table in CHART_WORKLOADS")
+    if chart == "istiod" and isinstance(values.get("pilot"), Mapping):
+        # templates/zzy_descope_legacy.yaml: everything under `pilot` is copied to the top level.
+        values = merge(values, values["pilot"])
     for w in CHART_WORKLOADS[chart]:
         if w.enabled is not None and not bool(get(values, w.enabled, w.enabled_default)):
             continue
         set_here = get(values, w.resources, None)
-        per_pod = Resources.of(set_here if set_here else w.resources_default)
-        for sidecar in w.sidecars:
-            per_pod = per_pod + Resources.of(get(values, sidecar, None))
+        # Helm merges the values over the chart's defaults, map by map.
+        per_pod = pod_resources({
+            "containers": [{"resources": merge(w.resources_default, set_here or {})}]
+            + [{"resources": get(values, sidecar, None)} for sidecar in w.sidecars],
+            "initContainers": [{"resources": merge(w.init_default, get(values, w.init, None) or {})}] if w.init else [],
+        })
         if namespace in ctx.injected_namespaces:
             per_pod = per_pod + ctx.proxy
-        pods = ctx.nodes if w.daemonset else int(get(values, w.replicas, w.replicas_default) if w.replicas else 1)
-        source = "chart values" if set_here else ("chart default" if w.resources_default else "chart values")
-        yield Line(app, f"{chart}/{w.name}", pods, per_pod, source)
+        yield Line(app, f"{chart}/{w.name}", _chart_pods(w, values, ctx), per_pod,
+                   "chart values" if set_here or not w.resources_default else "chart default")
+
+
+def _chart_pods(w: ChartWorkload, values: Mapping[str, Any], ctx: _Context) -> int:
+    if w.daemonset:
+        return ctx.nodes
+    if w.single_when is not None and get(values, w.single_when[0], None) == w.single_when[1]:
+        return 1
+    if w.autoscaling is not None:
+        enabled, enabled_default, minimum, minimum_default = w.autoscaling
+        if bool(get(values, enabled, enabled_default)):
+            return int(get(values, minimum, minimum_default))
+    return int(get(values, w.replicas, w.replicas_default) if w.replicas else 1)
 
 
 def _pinned_copy(root: Path, tmp: Path, appset: Mapping[str, Any]) -> list[Path]:
@@ -401,7 +467,21 @@ def compute(root: Path, cluster: str, *, nodes: int = 2, kubectl: str = "kubectl
     for owner, workload, count, spec in UPSTREAM:
         pods = nodes if count == "nodes" else int(count)
         fp.lines.append(Line(owner, workload, pods, Resources.of(spec), "upstream default"))
+    fp.lines.extend(_argocd(root, cluster))
     return fp
+
+
+def _argocd(root: Path, cluster: str) -> Iterator[Line]:
+    path = upstream_sizes.argocd_file(root, cluster)
+    sizes = upstream_sizes.load(path) if path.is_file() else {}
+    unknown = sorted(set(sizes) - set(ARGOCD_WORKLOADS))
+    if unknown:
+        raise ValueError(f"{path}: not workloads of Argo CD's install manifest: {', '.join(unknown)}")
+    for workload in ARGOCD_WORKLOADS:
+        if workload in sizes:
+            yield Line("argocd", workload, 1, Resources.of(sizes[workload]), upstream_sizes.ARGOCD_FILE)
+        else:
+            yield Line("argocd", workload, 1, Resources.of({}), "upstream default")
 
 
 def _training(rendered: Sequence[Any], app: str, root: Path, ctx: _Context) -> Iterator[Line]:
