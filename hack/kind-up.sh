@@ -11,7 +11,8 @@
 #      (127.0.0.1:8080 HTTP and 127.0.0.1:8443 HTTPS to the Istio ingress gateway);
 #   3. the project's three images built from the working tree (hack/build-images.sh, docker) and
 #      loaded into kind (kind load docker-image) under the names the kind overlay pins;
-#   4. Argo CD ${ARGOCD_VERSION:-v3.5.1} (pinned install manifest) and its settings (infra/argocd/);
+#   4. Argo CD ${ARGOCD_VERSION:-v3.5.1} (pinned install manifest), its settings (infra/argocd/) and
+#      its requests and limits (clusters/kind/argocd-resources.yaml; the manifest sets none);
 #   5. the in-cluster Git server (clusters/kind/gitea/): applied with the projects and the root
 #      Application, then seeded by pushing this clone's HEAD to mlops/mlops-platform, with a bot
 #      user whose token the promotion bot uses;
@@ -92,6 +93,11 @@ install_argocd() {
   # Server-side apply: the Argo CD CRDs are too large for client-side apply's annotation.
   kc apply --server-side --force-conflicts -n argocd -f "${ARGOCD_INSTALL_URL}"
   kc apply -k infra/argocd
+  # The install manifest sizes nothing: the requests and limits the footprint counted.
+  local workload requests limits
+  while read -r workload requests limits; do
+    kc -n argocd set resources "${workload}" "${requests}" "${limits}" >/dev/null
+  done < <("${PYTHON}" -m mlops_platform.manifests.upstream_sizes clusters/kind/argocd-resources.yaml)
   kc -n argocd rollout restart deployment argocd-repo-server >/dev/null
   kc -n argocd rollout status deployment argocd-server --timeout=300s
   kc -n argocd rollout status deployment argocd-repo-server --timeout=300s

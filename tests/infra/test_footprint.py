@@ -6,9 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from support.project import REPO
 
 from mlops_platform.manifests import footprint as fp
+from mlops_platform.manifests import upstream_sizes
+from mlops_platform.manifests.discover import render
 
 
 def test_quantities() -> None:
@@ -75,3 +78,77 @@ def test_cli_refuses_below_the_capacity(capsys: pytest.CaptureFixture[str]) -> N
                     "--capacity-memory", str(2 * 2**30)]) == 1
     err = capsys.readouterr().err
     assert "Docker gives 1" in err and "Give Docker more memory" in err
+
+
+def _chart_pins(cluster: str) -> dict[str, set[str]]:
+    """Chart -> the versions the cluster's Applications pin."""
+    docs = [d for d in render(REPO / "clusters" / cluster, "kubectl")
+            if isinstance(d, dict) and d.get("kind") == "Application"]
+    pins: dict[str, set[str]] = {}
+    for app in docs:
+        spec = app.get("spec") or {}
+        for source in spec.get("sources") or [spec.get("source") or {}]:
+            if "chart" in source:
+                pins.setdefault(str(source["chart"]), set()).add(str(source["targetRevision"]))
+    return pins
+
+
+@pytest.mark.parametrize("cluster", ["kind", "prod-example"])
+def test_chart_defaults_were_read_at_the_versions_the_applications_pin(cluster: str) -> None:
+    """A chart bumped without reading its values.yaml again fails here (CHART_READ_AT)."""
+    pins = _chart_pins(cluster)
+    assert pins, "no chart Application rendered"
+    for chart, versions in pins.items():
+        assert chart in fp.CHART_READ_AT, f"{chart}: no record of the version its defaults were read from"
+        assert versions == {fp.CHART_READ_AT[chart][0]}, (chart, versions, fp.CHART_READ_AT[chart])
+    assert set(fp.CHART_WORKLOADS) == set(fp.CHART_READ_AT)
+
+
+def test_kind_counts_argo_cd_at_the_sizes_kind_up_applies() -> None:
+    footprint = fp.compute(REPO, "kind")
+    argocd = {x.workload: x for x in footprint.lines if x.application == "argocd"}
+    assert set(argocd) == set(fp.ARGOCD_WORKLOADS)
+    sizes = upstream_sizes.load(REPO / "clusters" / "kind" / upstream_sizes.ARGOCD_FILE)
+    for workload, line in argocd.items():
+        assert not line.per_pod.unset and line.source == upstream_sizes.ARGOCD_FILE, workload
+        assert line.per_pod == fp.Resources.of(sizes[workload])
+    # Without the file (prod-example installs Argo CD its own way) they stay unset, and say so.
+    prod = [x for x in fp.compute(REPO, "prod-example", nodes=3).lines if x.application == "argocd"]
+    assert prod and all(x.per_pod.unset and x.source == "upstream default" for x in prod)
+
+
+def test_values_merge_over_chart_defaults_and_autoscalers_count_their_minimum(tmp_path: Path) -> None:
+    """Helm's merge: a chart default a value file leaves unset still applies (minio's 16Gi request);
+    a chart scaled by its autoscaler runs its minimum (the gateway's autoscaling.minReplicas)."""
+    root = tmp_path / "repo"
+    shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(".git", ".venv", ".mlops", "__pycache__"))
+    minio = root / "infra" / "minio" / "values.yaml"
+    doc = yaml.safe_load(minio.read_text())
+    doc.pop("resources")
+    minio.write_text(yaml.safe_dump(doc))
+    (root / "clusters" / "kind" / "values" / "minio.yaml").write_text("resources:\n  requests:\n    cpu: 20m\n")
+    (root / "clusters" / "kind" / "values" / "istio-gateway.yaml").write_text(
+        "autoscaling:\n  enabled: true\n  minReplicas: 3\n")
+    lines = {x.workload: x for x in fp.compute(root, "kind").lines}
+    minio_line = lines["minio/minio"]
+    assert minio_line.per_pod.memory >= 16 * 2**30 and minio_line.source == "chart values"
+    gateway = lines["gateway/istio-ingressgateway"]
+    assert gateway.pods == 3
+    assert gateway.per_pod.cpu_m == 50  # infra/istio/values-gateway.yaml over the chart's 100m
+
+
+def test_upstream_sizes_print_kubectl_arguments_and_refuse_malformed_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("deployment/argocd-server:\n  requests: {cpu: 20m, memory: 64Mi}\n"
+                    "  limits: {cpu: 500m, memory: 256Mi}\n")
+    assert upstream_sizes.main([str(good)]) == 0
+    assert capsys.readouterr().out.split() == [
+        "deployment/argocd-server", "--requests=cpu=20m,memory=64Mi", "--limits=cpu=500m,memory=256Mi"]
+    for text in ("pod/argocd-server:\n  requests: {cpu: 1, memory: 1Gi}\n  limits: {cpu: 1, memory: 1Gi}\n",
+                 "deployment/argocd-server:\n  requests: {cpu: 1}\n  limits: {cpu: 1, memory: 1Gi}\n",
+                 "deployment/argocd-server:\n  requests: {cpu: 1, memory: 1Gi}\n"):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        assert upstream_sizes.main([str(bad)]) == 2
+        assert capsys.readouterr().err.startswith("error: ")
