@@ -15,9 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .gitops_support import REPO, images_in, of_kind, render
-
-PROJECT_REGISTRIES = ("ghcr.io/mlops-gitops/", "localhost/mlops/")
+from .gitops_support import REPO, images_in, project_images, set_images
 
 
 def _built() -> dict[str, str]:
@@ -27,52 +25,10 @@ def _built() -> dict[str, str]:
     return dict(line.split() for line in result.stdout.splitlines())
 
 
-def _set_images(kustomization: Path, overrides: list[str]) -> None:
-    """What ``kustomize edit set image old=new[:tag]`` writes (Argo CD's ``kustomize.images``)."""
-    doc = yaml.safe_load(kustomization.read_text())
-    entries = doc.setdefault("images", [])
-    for spec in overrides:
-        old, _, new = spec.partition("=")
-        entry: dict[str, str] = {"name": old}
-        name, _, tag = new.rpartition(":") if ":" in new.rsplit("/", 1)[-1] else (new, "", "")
-        entry["newName"] = name
-        if tag:
-            entry["newTag"] = tag
-        entries.append(entry)
-    kustomization.write_text(yaml.safe_dump(doc))
-
-
-def _project_images(cluster: str, tmp_path: Path) -> dict[str, set[str]]:
-    """Project image -> the Applications (or model folders) that run it, in ``cluster``."""
-    found: dict[str, set[str]] = {}
-    rendered = render(REPO / "clusters" / cluster)
-    for app in of_kind(rendered, "Application"):
-        sources = app["spec"].get("sources") or [app["spec"]["source"]]
-        # Helm charts from their repositories run no project image (their tags: test_gitops_images).
-        for source in (s for s in sources if "path" in s and "chart" not in s):
-            for image in (i for d in render(REPO / source["path"]) for i in images_in(d)):
-                found.setdefault(image, set()).add(app["metadata"]["name"])
-    [appset] = [a for a in of_kind(rendered, "ApplicationSet") if a["metadata"]["name"] == "models"]
-    overrides = appset["spec"]["template"]["spec"]["source"].get("kustomize", {}).get("images", [])
-    copy = tmp_path / cluster / "serving" / "manifests"
-    shutil.copytree(REPO / "serving" / "manifests", copy)
-    folders = sorted(p.parent for p in copy.glob("models/*/*/kustomization.yaml"))
-    assert folders
-    for folder in folders:
-        if overrides:
-            _set_images(folder / "kustomization.yaml", overrides)
-        result = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=False,
-                                timeout=120)
-        assert result.returncode == 0, result.stderr
-        for image in (i for d in yaml.safe_load_all(result.stdout) if d for i in images_in(d)):
-            found.setdefault(image, set()).add(str(folder.relative_to(copy)))
-    return {i: where for i, where in found.items() if i.startswith(PROJECT_REGISTRIES)}
-
-
 def test_every_project_image_of_the_kind_cluster_is_built_by_the_build_script(tmp_path: Path) -> None:
     built = _built()
     assert set(built.values()) == {"serving/Dockerfile", "workflows/Dockerfile", "infra/mlflow/Dockerfile"}
-    used = _project_images("kind", tmp_path)
+    used = project_images(REPO, "kind", tmp_path)
     # All three images run on kind: the model servers, the workflow steps and analysis Jobs, MLflow.
     assert {i.rsplit(":", 1)[0].rsplit("/", 1)[1] for i in used} == {"model-server", "mlops-jobs", "mlflow-server"}
     not_built = {i: sorted(w) for i, w in used.items() if i not in built}
@@ -89,7 +45,7 @@ def test_the_build_tags_follow_a_release_bump(tmp_path: Path) -> None:
     (copy / "models" / "wine-classifier" / "staging" / "release.env").write_text(
         text.replace("IMAGE_TAG=0.1.0", "IMAGE_TAG=0.2.0"))
     folder = copy / "models" / "wine-classifier" / "staging"
-    _set_images(folder / "kustomization.yaml", ["ghcr.io/mlops-gitops/model-server=localhost/mlops/model-server"])
+    set_images(folder / "kustomization.yaml", ["ghcr.io/mlops-gitops/model-server=localhost/mlops/model-server"])
     out = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=True).stdout
     images = {i for d in yaml.safe_load_all(out) if d for i in images_in(d)}
     assert "localhost/mlops/model-server:0.2.0" in images
@@ -98,7 +54,7 @@ def test_the_build_tags_follow_a_release_bump(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("cluster", ["prod-example"])
 def test_production_example_runs_registry_images_only(cluster: str, tmp_path: Path) -> None:
-    used = _project_images(cluster, tmp_path)
+    used = project_images(REPO, cluster, tmp_path)
     assert used
     local = {i: sorted(w) for i, w in used.items() if not i.startswith("ghcr.io/mlops-gitops/")}
     assert not local, f"{cluster} runs images no registry serves: {local}"

@@ -647,3 +647,28 @@ def mlflow_server(
     with _managed(proc, grace=10):
         wait_for_http(f"{tracking_uri}/health", timeout=120, proc=proc, log=log)
         yield MlflowServer(tracking_uri=tracking_uri, artifact_bucket=bucket, s3=s3, backend_uri=backend_uri)
+
+
+# ------------------------------------------------------------------------------------ OCI registry
+
+
+@contextlib.contextmanager
+def oci_registry(workdir: Path) -> Iterator[str]:
+    """Debian's ``docker-registry`` (CNCF Distribution) on loopback, storage under ``workdir``:
+    yields its ``host:port`` (plain HTTP: push with ``--tls-verify=false``)."""
+    binary = require_binary("docker-registry")
+    port = free_port()
+    storage = workdir / "registry"
+    storage.mkdir(parents=True, exist_ok=True)
+    config = workdir / "registry.yml"
+    config.write_text(json.dumps({
+        "version": 0.1,
+        "log": {"level": "info"},
+        "storage": {"filesystem": {"rootdirectory": str(storage)}, "delete": {"enabled": False}},
+        "http": {"addr": f"{LOOPBACK}:{port}"},
+    }))
+    log = workdir / "registry.log"
+    proc = _spawn([binary, "serve", str(config)], log, cwd=workdir)
+    with _managed(proc, grace=10):
+        wait_for_http(f"http://{LOOPBACK}:{port}/v2/", timeout=60, proc=proc, log=log)
+        yield f"{LOOPBACK}:{port}"
