@@ -24,8 +24,10 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,7 +36,11 @@ from pathlib import Path
 import pytest
 from support.podexec import PodCommand, render
 from support.project import REPO
-from support.services import integration_required, require_binary, wait_for_http
+from support.services import integration_required, oci_registry, require_binary, wait_for_http
+
+from mlops_platform.manifests import digest_pins
+
+from .gitops_support import project_images
 
 # Builds three images (minutes each on a shared machine), then runs them: beyond the suite's 600 s default.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
@@ -46,6 +52,9 @@ PUSHGATEWAY_SVC = "http://prometheus-pushgateway.monitoring.svc.cluster.local:90
 DB_HOST = "mlflow-db-rw.mlops.svc.cluster.local:5432"
 USER = "10001:10001"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
+                   "application/vnd.docker.distribution.manifest.v2+json",
+                   "application/vnd.docker.distribution.manifest.list.v2+json")
 
 
 def _engine_env() -> dict[str, str]:
@@ -291,3 +300,41 @@ def test_images_build_and_run_as_the_manifests_run_them(images: dict[str, str], 
         # (MLflow prints its run links first: the tracking server is a real one.)
         assert f"\n{MODEL} v1: DRIFT  (1,200 rows" in result.stdout, result.stdout
         assert f'model="{MODEL}"' in gateway.metrics_text()
+
+
+def test_release_digests_pushed_to_a_registry_pin_every_project_image_of_prod_example(
+        images: dict[str, str], tmp_path: Path) -> None:
+    """The release path of .github/workflows/ci.yaml (job pin-digests), with Debian's docker-registry for
+    ghcr.io: push the three images, take the digests the push returned, pin them with
+    ``mlops_platform.manifests.digest_pins``, render prod-example as Argo CD would: every project image
+    is ``@<the digest pushed>``, and the registry serves that digest."""
+    registry_dir = tmp_path / "registry"
+    with oci_registry(registry_dir) as registry:
+        refs = []
+        for name, ref in sorted(images.items()):
+            tag = ref.rsplit(":", 1)[1]
+            digest_file = tmp_path / f"{name}.digest"
+            _podman("push", "--tls-verify=false", "--digestfile", str(digest_file), ref,
+                    f"{registry}/mlops-gitops/{name}:{tag}", timeout=900)
+            digest = digest_file.read_text().strip()
+            assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), digest
+            # The registry holds that manifest under that digest (what a runtime pulling by digest asks for).
+            request = urllib.request.Request(f"http://{registry}/v2/mlops-gitops/{name}/manifests/{digest}",
+                                             method="HEAD", headers={"Accept": ", ".join(_MANIFEST_TYPES)})
+            with _NO_PROXY.open(request, timeout=30) as response:
+                assert response.status == 200 and response.headers["Docker-Content-Digest"] == digest
+            # The manifests name ghcr.io/mlops-gitops; the digest names the content wherever it is stored.
+            refs.append(f"{digest_pins.MANIFEST_REPOSITORY}/{name}:{tag}@{digest}")
+    root = tmp_path / "repo"
+    shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(".git", ".venv", ".mlops", "__pycache__"))
+    written = subprocess.run([sys.executable, "-m", "mlops_platform.manifests.digest_pins", "--root", str(root),
+                              "--cluster", "prod-example", "--from", "-"], input="\n".join(refs) + "\n",
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert written.returncode == 0, written.stderr
+    pushed = {ref.split("@")[0].rsplit(":", 1)[0].rsplit("/", 1)[1]: ref.split("@")[1] for ref in refs}
+    used = project_images(root, "prod-example", tmp_path)
+    assert {i.split("@")[0].rsplit(":", 1)[0].rsplit("/", 1)[1] for i in used} == set(pushed)
+    for image, where in used.items():
+        name = image.split("@")[0].rsplit(":", 1)[0].rsplit("/", 1)[1]
+        assert image.endswith(f"@{pushed[name]}"), (image, sorted(where))
+    print("\n".join(f"[digests] {name} {digest}" for name, digest in sorted(pushed.items())))
