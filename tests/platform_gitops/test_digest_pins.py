@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlops_platform.manifests import digest_pins
 
@@ -92,3 +93,18 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
 def test_a_cluster_without_the_component_takes_no_pins(capsys: pytest.CaptureFixture[str]) -> None:
     assert digest_pins.main(["--root", str(REPO), "--cluster", "kind", *_refs()]) == 2
     assert "kind takes no digest pins" in capsys.readouterr().err
+
+
+def test_the_release_workflow_pins_the_digests_of_every_image_it_pushes() -> None:
+    """.github/workflows/ci.yaml: the images job builds each project image, and on a release tag the
+    pin-digests job feeds the pushed references to the script and proposes the change as a pull request."""
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yaml").read_text())
+    jobs = workflow["jobs"]
+    assert {m["image"] for m in jobs["images"]["strategy"]["matrix"]["include"]} == set(digest_pins.PROJECT_IMAGES)
+    pin = jobs["pin-digests"]
+    assert pin["needs"] == "images" and "refs/tags/v" in pin["if"]
+    script = "\n".join(step.get("run", "") for step in pin["steps"])
+    assert "mlops_platform.manifests.digest_pins --cluster prod-example --from -" in script
+    assert "gh pr create --base main" in script
+    assert any("refs/tags/v" in str(step.get("if", "")) and "upload-artifact" in str(step.get("uses", ""))
+               for step in jobs["images"]["steps"])
