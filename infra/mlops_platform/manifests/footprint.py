@@ -23,7 +23,8 @@ Counted, from the cluster's rendered app-of-apps (``kubectl kustomize clusters/<
 - **Argo CD**, installed from its upstream manifest, which sets no resources: the sizes of
   ``clusters/<name>/argocd-resources.yaml`` (:mod:`upstream_sizes`; ``hack/kind-up.sh`` applies
   them), or *unset* for a cluster without that file.
-- **kind's own control plane** (kubeadm's static pods, CoreDNS, kindnet), from upstream defaults.
+- **kind's own control plane** (kubeadm's static pods, CoreDNS, kindnet), from upstream defaults, on the
+  kind cluster only.
 
 Not counted: Jobs and analysis runs that finish (hook Jobs, a canary's analysis), a canary's extra
 pod during a rollout, and the kind node's own processes (containerd, kubelet).
@@ -464,7 +465,8 @@ def compute(root: Path, cluster: str, *, nodes: int = 2, kubectl: str = "kubectl
                 env = folder.name
                 label = f"{folder.parent.name}-{env}"
                 fp.lines.extend(_workloads(render(folder, kubectl), label, f"models-{env}", ctx))
-    for owner, workload, count, spec in UPSTREAM:
+    # kind's own control plane exists on kind only (a cloud's is the provider's).
+    for owner, workload, count, spec in UPSTREAM if cluster == "kind" else ():
         pods = nodes if count == "nodes" else int(count)
         fp.lines.append(Line(owner, workload, pods, Resources.of(spec), "upstream default"))
     fp.lines.extend(_argocd(root, cluster))
