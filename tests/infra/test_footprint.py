@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,25 @@ def test_upstream_sizes_print_kubectl_arguments_and_refuse_malformed_files(
         bad.write_text(text)
         assert upstream_sizes.main([str(bad)]) == 2
         assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_kubectl_applies_the_argo_cd_sizes_as_the_footprint_counts_them(tmp_path: Path) -> None:
+    """hack/kind-up.sh runs `kubectl set resources WORKLOAD --requests=.. --limits=..` with the lines
+    upstream_sizes prints; kubectl (offline, --local) gives every container exactly those resources."""
+    sizes = upstream_sizes.load(REPO / "clusters" / "kind" / upstream_sizes.ARGOCD_FILE)
+    for workload, resources in sizes.items():
+        kind, name = workload.split("/")
+        pod = {"containers": [{"name": name, "image": "quay.io/argoproj/argocd:v3.5.1"}],
+               "initContainers": [{"name": "copyutil", "image": "quay.io/argoproj/argocd:v3.5.1"}]}
+        obj = {"apiVersion": "apps/v1", "kind": {"deployment": "Deployment", "statefulset": "StatefulSet"}[kind],
+               "metadata": {"name": name, "namespace": "argocd"},
+               "spec": {"selector": {"matchLabels": {"app": name}},
+                        "template": {"metadata": {"labels": {"app": name}}, "spec": pod}}}
+        manifest = tmp_path / f"{name}.yaml"
+        manifest.write_text(yaml.safe_dump(obj))
+        result = subprocess.run(["kubectl", "set", "resources", "--local", "-f", str(manifest),
+                                 *upstream_sizes.kubectl_args(resources), "-o", "yaml"],
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        spec = yaml.safe_load(result.stdout)["spec"]["template"]["spec"]
+        assert fp.pod_resources(spec) == fp.Resources.of(resources), workload
