@@ -200,7 +200,8 @@ def _as_argocd_renders(cluster: str, tmp_path: Path) -> list[dict[str, Any]]:
     source = app["spec"]["source"]
     folder = Path(source["path"])
     shutil.copytree(REPO / "workflows" / "manifests", tmp_path / "workflows" / "manifests")
-    shutil.copytree(REPO / folder, tmp_path / folder)
+    # The whole cluster folder: its workflow-templates include siblings (prod-example's images/ Component).
+    shutil.copytree(REPO / "clusters" / cluster, tmp_path / "clusters" / cluster)
     kfile = tmp_path / folder / "kustomization.yaml"
     kustomization = yaml.safe_load(kfile.read_text())
     kustomization["commonAnnotations"] = dict(source["kustomize"]["commonAnnotations"])
