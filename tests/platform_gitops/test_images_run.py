@@ -15,7 +15,10 @@ stated where they are set).
 - the jobs image runs the ``train`` step against it (a version registered, its gate passed);
 - the model server image, with production pinned to that version (what the first promotion commits),
   loads it from the tracking server and answers predictions, and writes its prediction log to S3;
-- the jobs image runs the ``drift`` step on that log: exit 10, drift found.
+- the jobs image runs the ``drift`` step on that log: exit 10, drift found;
+- the three images pushed to Debian's docker-registry on loopback (the release push), their digests
+  pinned in a copy of prod-example by mlops_platform.manifests.digest_pins: every project image it
+  renders runs that digest.
 """
 
 from __future__ import annotations
