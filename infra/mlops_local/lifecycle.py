@@ -307,7 +307,7 @@ class Lifecycle:
         for node in workflow.pods():
             exit_text = "" if node.exit_code is None else f" exit {node.exit_code}"
             retries = f", {node.attempts} attempts" if node.attempts > 1 else ""
-            command = " ".join(node.command[:4])
+            command = " ".join(node.command)
             self.say(f"    {node.name:<18} {node.phase:<9}{exit_text}{retries}  {command or node.message}")
 
     def _land(self, version: int, env: str, expect: str = "completed", opened_by_workflow: bool = False) -> None:
@@ -429,17 +429,17 @@ class Lifecycle:
         import pandas as pd
 
         cron = self._cron("batch-inference")
-        shards = str(self.settings.batch_shards)
-        self.phase(f"batch inference: CronWorkflow {cron} submitted now (shards={shards})")
+        self.phase(f"batch inference: CronWorkflow {cron} submitted now")
         spec = self.argo.rendered.find("CronWorkflow", cron)["spec"]["workflowSpec"]
         arguments = {p["name"]: str(p["value"]) for p in spec["arguments"]["parameters"]}
         inbox = self._local(arguments["input-uri"])
         inbox.mkdir(parents=True, exist_ok=True)
         frame = pd.DataFrame(self.rows, columns=self.columns).sample(n=2000, replace=True, random_state=7)
-        frame.to_csv(inbox / "fresh.csv", index=False)
-        self.say(f"  {len(frame)} rows in {arguments['input-uri']} ({inbox / 'fresh.csv'})")
-        batch = self._workflow("", {"shards": shards}, cron=cron,
-                               submitted_by="mlops lifecycle (argo submit --from cronwf)")
+        # Two files of the day's input: a CSV is one unit of work, so the plan step makes two shards.
+        for part in (1, 2):
+            frame.iloc[(part - 1) * 1000:part * 1000].to_csv(inbox / f"fresh-{part}.csv", index=False)
+        self.say(f"  {len(frame)} rows in two CSV files under {arguments['input-uri']} ({inbox})")
+        batch = self._workflow("", {}, cron=cron, submitted_by="mlops lifecycle (argo submit --from cronwf)")
         self._say_workflow(batch)
         if batch.phase != "Succeeded":
             raise MlopsError(f"the batch-inference workflow {batch.name} ended {batch.phase}: {batch.message}")
@@ -470,6 +470,7 @@ class Lifecycle:
         # The CronWorkflow's window is an hour of the log; here it is the shifted traffic's minute.
         last = f"{int(time.time() - sent_at) + 2}s"
         self.say(f"  CronWorkflow {cron} submitted now (window={last})")
+        known_prs = set(self.platform.prhost.pulls)
         drift = self._workflow("", {"window": last}, cron=cron,
                                submitted_by="mlops lifecycle (argo submit --from cronwf)")
         self._say_workflow(drift)
@@ -504,10 +505,17 @@ class Lifecycle:
             self.argo.wait(workflow, 900)
             self._say_workflow(workflow)
             lines = workflow.node("train").result.strip().splitlines()
+            opened = [pr for pr in self.platform.prhost.pulls.values() if pr["number"] not in known_prs]
             self.summary["retrain"] = {"workflow": workflow.name, "phase": workflow.phase,
                                        "train": lines[-1] if lines else "",
-                                       "steps": {n.name: n.phase for n in workflow.pods()}}
+                                       "steps": {n.name: n.phase for n in workflow.pods()},
+                                       "pull_requests": [{"number": pr["number"], "branch": pr["head"]["ref"],
+                                                          "title": pr["title"], "state": pr["state"]}
+                                                         for pr in opened]}
             self.say(f"  train: {self.summary['retrain']['train']}")
+            for pr in opened:
+                self.say(f"  its promote step opened #{pr['number']} {pr['title']} ({pr['state']}; "
+                         "left for a reviewer)")
 
     # -- the end ---------------------------------------------------------------------------------
 

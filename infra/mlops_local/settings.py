@@ -36,10 +36,6 @@ class LocalSettings(BaseSettings):
     pods_per_replicaset: int = Field(
         1, ge=1, le=4, validation_alias=AliasChoices("MLOPS_LOCAL_PODS_PER_REPLICASET"),
         description="Processes started per ReplicaSet at most (the Rollout's replicas, capped: 2 cores).")
-    batch_shards: int = Field(
-        2, ge=1, le=256, validation_alias=AliasChoices("MLOPS_LOCAL_BATCH_SHARDS"),
-        description="Shards of the batch-inference CronWorkflow's run (its `shards` parameter; the CronWorkflow "
-        "asks 4, which on 2 cores only queue).")
     min_scrape_interval_s: float = Field(
         1.0, gt=0, validation_alias=AliasChoices("MLOPS_LOCAL_MIN_SCRAPE_INTERVAL_S"),
         description="Lower bound of the scaled scrape interval.")

@@ -105,7 +105,7 @@ class Node:
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "template": self.template, "phase": self.phase, "exit_code": self.exit_code,
                 "attempts": self.attempts, "command": self.command, "seconds": round(self.seconds, 2),
-                "message": self.message[-500:]}
+                "message": self.message[-500:], "result": self.result[-2000:]}
 
 
 @dataclass
