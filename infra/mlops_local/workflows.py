@@ -32,7 +32,7 @@ rendered environment already has (the local pull-request host speaks GitHub wher
 names its Gitea). A setting the rendered environment lacks stays missing.
 
 Cluster-only fields (scheduling, security contexts, resources, pod GC, TTL, synchronization,
-metadata) do not change what runs and are not applied. Any other field — a ``resource``, ``script``,
+metadata, the workflow-level ``activeDeadlineSeconds``) are not applied. Any other field — a ``resource``, ``script``,
 ``suspend`` or ``http`` template, ``onExit``, hooks, output artifacts, ``templateRef`` — makes the
 submission fail with the field's name.
 """
@@ -63,8 +63,10 @@ __all__ = ["LocalArgo", "Node", "UnsupportedFeature", "Workflow"]
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 _SPEC_RUN = {"entrypoint", "arguments", "templates", "templateDefaults", "parallelism", "serviceAccountName",
-             "activeDeadlineSeconds", "workflowTemplateRef"}
-_SPEC_CLUSTER = {"workflowMetadata", "podMetadata", "podPriorityClassName", "priorityClassName", "ttlStrategy",
+             "workflowTemplateRef"}
+# Not applied: they place, limit, label or clean up pods, or bound the whole workflow's time.
+_SPEC_CLUSTER = {"activeDeadlineSeconds", "workflowMetadata", "podMetadata", "podPriorityClassName",
+                 "priorityClassName", "ttlStrategy",
                  "podGC", "synchronization", "securityContext", "volumes", "tolerations", "affinity",
                  "nodeSelector", "podDisruptionBudget", "archiveLogs", "artifactGC", "imagePullSecrets"}
 _TEMPLATE_RUN = {"name", "inputs", "container", "steps", "dag", "retryStrategy", "activeDeadlineSeconds"}
@@ -373,7 +375,9 @@ class LocalArgo:
                 parent = results[index]
                 parent.children.append(child)
         for task, parent in zip(group, results, strict=True):
+            key = f"{prefix}.{task['name']}"
             if parent.phase == "Skipped":
+                scope[f"{key}.status"] = parent.phase
                 continue
             fanned = "withParam" in task or "withItems" in task
             if not fanned and len(parent.children) == 1:
@@ -387,7 +391,6 @@ class LocalArgo:
                 bad = [c for c in parent.children if c.phase not in _DONE_OK]
                 parent.phase = "Failed" if bad else "Succeeded"
                 parent.message = f"{len(bad)} of {len(parent.children)} failed" if bad else ""
-            key = f"{prefix}.{task['name']}"
             scope[f"{key}.status"] = parent.phase
             scope[f"{key}.exitCode"] = "" if parent.exit_code is None else str(parent.exit_code)
             scope[f"{key}.outputs.result"] = parent.result
