@@ -4,7 +4,9 @@ It starts MLflow, Prometheus, Pushgateway, Alertmanager, Envoy, a Git smart-HTTP
 local pull-request host on loopback, promotes through pull requests, runs every canary of the
 rendered Rollouts through Envoy weights with Prometheus analysis, aborts a faulty version, opens its
 revert, runs batch and drift; then stops everything. Its summary (``summary.json``) is checked here
-as the issue asks, and nothing of the run may be left running or listening afterwards.
+as the issue asks, and nothing of the run may be left running or listening afterwards. Every job
+(training, batch, drift and its retraining branch, rollout outcomes) must have run from its rendered
+WorkflowTemplate or CronWorkflow through the local runner for Argo Workflows.
 """
 
 from __future__ import annotations
