@@ -111,6 +111,22 @@ def test_the_drift_check_dag_runs_its_outcome_step_and_omits_retrain_on_an_error
     assert workflow.phase == "Failed" and "outcome" in workflow.message
 
 
+def test_the_drift_step_is_retried_when_the_tracking_server_is_unreachable(rendered: Rendered, tmp_path: Path
+                                                                            ) -> None:
+    """Exit 4 (service unreachable) is retried, twice, as the drift template's retryStrategy says; the
+    outcome step (retryPolicy OnError) fails once with that code, and retrain does not run."""
+    from support.services import free_port
+
+    argo = _argo(rendered, tmp_path, **{"http://mlflow.mlops.svc.cluster.local:5000": f"http://127.0.0.1:{free_port()}"})
+    workflow = argo.submit("drift-check", {"model": "wine-classifier"})
+    steps = {n.name: n for n in workflow.pods()}
+    assert (steps["drift"].phase, steps["drift"].exit_code, steps["drift"].attempts) == ("Failed", 4, 3)
+    assert "unreachable" in steps["drift"].message
+    assert (steps["outcome"].phase, steps["outcome"].exit_code, steps["outcome"].attempts) == ("Failed", 4, 1)
+    assert steps["retrain"].phase == "Omitted" and workflow.phase == "Failed"
+    assert (tmp_path / "commands.log").read_text().count(" drift (attempt ") == 3
+
+
 def test_a_setting_missing_from_the_rendered_environment_fails_the_step(rendered: Rendered, tmp_path: Path) -> None:
     """Without MLOPS_ARGO_SERVER_URL in the ConfigMap the retrain step cannot submit; nothing in the runner's
     own environment or replacements fills it in."""
