@@ -21,7 +21,8 @@ and runs its entrypoint as the workflow controller would:
   (command, args, ``envFrom``/``env`` from the rendered ConfigMaps and the local Secrets, input and
   workflow parameters substituted) and runs as a local process with *only* that environment; its
   ``git`` input artifact is cloned first with the credentials its ``usernameSecret``/``passwordSecret``
-  name (in git's environment only); ``emptyDir`` mounts are folders; the ServiceAccount token
+  name (in git's environment only); ``emptyDir`` mounts are folders, removed with the artifacts when
+  the pod completes (podGC); the ServiceAccount token
   (``/var/run/secrets/kubernetes.io/serviceaccount``) is a file holding the token the local Argo
   Server (:mod:`mlops_local.argoserver`) knows for the workflow's ServiceAccount.
 
@@ -42,6 +43,7 @@ from __future__ import annotations
 import itertools
 import json
 import secrets as token_source
+import shutil
 import string
 import subprocess
 import threading
@@ -489,6 +491,9 @@ class LocalArgo:
             return
         finally:
             node.seconds = time.monotonic() - begin
+            # The pod is gone once it completed (podGC): its volumes and fetched artifacts with it.
+            for folder in ("artifacts", "volumes"):
+                shutil.rmtree(pod_dir / folder, ignore_errors=True)
         node.exit_code = result.returncode
         node.result = result.stdout.strip()
         node.phase = "Succeeded" if result.returncode == 0 else "Failed"

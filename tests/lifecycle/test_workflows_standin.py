@@ -135,6 +135,7 @@ def test_a_setting_missing_from_the_rendered_environment_fails_the_step(rendered
     workflow = argo.submit("drift-check", {"model": "wine-classifier"}, entrypoint="retrain")
     [retrain] = workflow.pods()
     assert retrain.phase == "Failed" and retrain.exit_code == 2
+    assert retrain.attempts == 4  # the retrain template's retryStrategy: limit 3, policy Always, no expression
     assert "MLOPS_ARGO_SERVER_URL is not set" in retrain.message
     assert workflow.phase == "Failed"
 
