@@ -7,10 +7,20 @@ a one-split stump through training) whose staging canary aborts and opens the re
 itself; score a CSV in batch; send shifted traffic, run the drift check (exit 10), see the drift alert
 fire in Prometheus and Alertmanager and run the retraining branch; print the summary table.
 
-Each promotion is ``mlops promote`` (the bot: branch, push to the Git server, pull request with the
-model card on the local host), merged by this command as a reviewer would (the host's merge
-endpoint); the reconciler then syncs the Application and the rollout runner runs the Rollout; its
-outcome runs the rendered ``rollout-outcome`` workflow step (finalize or revert).
+Every job runs from its rendered WorkflowTemplate through the local Argo Workflows stand-in
+(:mod:`mlops_local.workflows`, with its Argo Server API in :mod:`mlops_local.argoserver`): each
+training is the ``train`` workflow (v1's ``promote`` task opens the staging pull request; v2 and v3
+are submitted with ``promote-to=none`` and promoted by the bot's CLI as an operator would, since the
+scenario lands them one after the other), batch scoring and the drift check are their CronWorkflows
+submitted at once (``argo submit --from cronwf/...``), the drift check's ``retrain`` step submits the
+``train`` workflow through the Argo Server API with its ServiceAccount's token, and each canary's
+outcome runs the ``rollout-outcome`` workflow. A version with other hyperparameters is the train
+workflow with a jobs image whose model config differs (``/app/workflows/models`` is a folder holding
+that config), as a commit to ``workflows/models/`` would build it.
+
+Each promotion is the bot (branch, push to the Git server, pull request with the model card on the
+local host), merged by this command as a reviewer would (the host's merge endpoint); the reconciler
+then syncs the Application and the rollout runner runs the Rollout.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from typing import Any
 
 import yaml
 
+from mlops_local.argoserver import serve_argo
 from mlops_local.cluster import App, LocalCluster, generate_secrets
 from mlops_local.monitoring import alertmanager_alerts, firing_alerts, query
 from mlops_local.platform import BINARIES, BOT_USER, Platform, missing_binaries, start_platform
@@ -42,7 +53,7 @@ from mlops_local.rollout import RolloutRunner
 from mlops_local.settings import LocalSettings
 from mlops_local.state import StateFile, format_rollout
 from mlops_local.traffic import TrafficClient
-from mlops_local.workflows import WorkflowRunner
+from mlops_local.workflows import LocalArgo, Workflow
 from mlops_platform.errors import GateFailedError, MlopsError, ServiceUnavailableError
 
 WORKFLOWS_OVERLAY = Path("clusters") / "kind" / "workflow-templates"
@@ -74,7 +85,8 @@ class Lifecycle:
         self.model = str(yaml.safe_load(scenario.config.read_text())["model_name"])
         self.started = time.monotonic()
         self.summary: dict[str, Any] = {"versions": [], "pull_requests": [], "canaries": [], "drift": {},
-                                        "alerts": [], "artifacts": {}, "aliases": [], "urls": {}}
+                                        "alerts": [], "artifacts": {}, "aliases": [], "urls": {},
+                                        "workflows": []}
         self.home = settings.home.resolve()
         self.columns: list[str] = []
         self.trainer: threading.Thread | None = None
@@ -138,6 +150,27 @@ class Lifecycle:
         self._clone(platform.repo_url, self.home / "argocd-clone", git_env)
         services = {"http://mlflow.mlops.svc.cluster.local:5000": platform.mlflow_url,
                     "http://prometheus-operated.monitoring.svc:9090": platform.prometheus_url}
+        self.objectstore = self.home / "objectstore"
+        self.argo = LocalArgo.from_overlay(
+            self.repo / WORKFLOWS_OVERLAY, self.repo,
+            {"mlops.io/git-repo": platform.repo_url, "mlops.io/git-revision": "main",
+             "mlops.io/git-repository": platform.prhost.slug},
+            workdir=self.home / "workflows", secrets=store, objectstore=self.objectstore,
+            time_scale=self.settings.time_scale, log=self.log,
+            services={**services,
+                      "http://prometheus-pushgateway.monitoring.svc.cluster.local:9091": platform.pushgateway_url,
+                      "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090":
+                          platform.prometheus_url},
+            image_paths={"/app/workflows/models": str(self._image_models([], "v1"))},
+            # kind's overlay names its in-cluster Gitea; the local pull-request host speaks GitHub's API.
+            env_replacements={"MLOPS_PROMOTE_HOST": "github", "MLOPS_PROMOTE_API_URL": platform.prhost.url})
+        with serve_argo(self.argo) as argo_url:
+            self.argo.services["http://argo-workflows-server.argo.svc.cluster.local:2746"] = argo_url
+            self.say(f"  {'argo-server':<14} {argo_url} (the local Argo Workflows stand-in's API)")
+            return self._run_with(platform, services, store, git_env)
+
+    def _run_with(self, platform: Platform, services: dict[str, str], store: dict[str, dict[str, str]],
+                  git_env: dict[str, str]) -> int:
         self.cluster = LocalCluster(self.settings, self.repo, self.home / "argocd-clone", platform.supervisor,
                                     platform.envoy, platform.prometheus, platform.prometheus_url, services, store,
                                     git_env)
@@ -145,11 +178,6 @@ class Lifecycle:
         self.traffic = TrafficClient(platform.envoy.url, self.api_key, self.settings.client_threads)
         self.runner = RolloutRunner(self.settings, self.cluster, self.traffic, self.state, self.say,
                                     self.home / "jobs")
-        self.workflows = WorkflowRunner(
-            self.repo, self.repo / WORKFLOWS_OVERLAY, self.home / "workflows",
-            {"mlops.io/git-repo": platform.repo_url, "mlops.io/git-revision": "main",
-             "mlops.io/git-repository": platform.prhost.slug},
-            store, services, {"MLOPS_PROMOTE_HOST": "github", "MLOPS_PROMOTE_API_URL": platform.prhost.url})
         self.phase("Argo CD: first sync of the models' Applications")
         commit = self.cluster.fetch()
         for app in self.cluster.discover():
@@ -175,8 +203,8 @@ class Lifecycle:
         return 0 if self._checks() else 1
 
     def _scenario(self) -> None:
-        self.phase(f"train {self.model} v1 ({self.scenario.config})")
-        v1 = self._train([])
+        self.phase(f"train {self.model} v1: the train workflow ({self.scenario.config}, promote-to=staging)")
+        v1 = self._train([], promote_to="staging")
         # The next two versions train in the background (as their own workflows would) while v1 lands;
         # each promotion names its version, so the moving `candidate` alias does not matter.
         later: list[int | BaseException] = []
@@ -192,13 +220,16 @@ class Lifecycle:
                  f"{' '.join(self.scenario.faulty_sets[:2])} through) train in the background")
         self.trainer = threading.Thread(target=train_later, daemon=True)
         self.trainer.start()
-        self._land(v1, "staging")
+        self._land(v1, "staging", opened_by_workflow=True)
         self._land(v1, "production")
         v2, v3 = self._trained(later, 0), self._trained(later, 1)
         self._land(v2, "staging")
         self._land(v2, "production")
         self._land(v3, "staging", expect="aborted")
         self._batch_and_drift()
+        for workflow in self.argo.find(lambda w: not w.done.is_set()):
+            self.say(f"  waiting for workflow {workflow.name} to finish")
+            self.argo.wait(workflow, 600)
 
     def _trained(self, later: list[int | BaseException], index: int) -> int:
         assert self.trainer is not None
@@ -224,31 +255,70 @@ class Lifecycle:
                              f"{(result.stdout + result.stderr).strip()[-2000:]}")
         return result
 
-    def _train(self, sets: list[str], quiet: bool = False) -> int:
-        argv = ["train", "--config", str(self.scenario.config)]
-        for item in sets:
-            argv += ["--set", item]
-        result = self._mlops(*argv)
-        found = re.search(rf"^{re.escape(self.model)} v(\d+)\s+gate", result.stdout, re.MULTILINE)
+    def _image_models(self, sets: list[str], tag: str) -> Path:
+        """The jobs image's ``/app/workflows/models`` for a training: the scenario's config with ``sets``
+        applied (what a commit to the model's config would build into the image)."""
+        config = yaml.safe_load(self.scenario.config.read_text())
+        for assignment in sets:
+            key, _, value = assignment.partition("=")
+            node = config
+            *parents, last = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = yaml.safe_load(value)
+        folder = self.home / "images" / tag / "workflows" / "models"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{self.model}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        return folder
+
+    def _workflow(self, template: str, parameters: dict[str, str], **kwargs: Any) -> Workflow:
+        workflow = self.argo.submit(template, parameters, **kwargs)
+        self.summary["workflows"].append(workflow)
+        return workflow
+
+    def _train(self, sets: list[str], quiet: bool = False, promote_to: str = "none") -> int:
+        tag = f"train-{len(self.summary['versions']) + 1}"
+        workflow = self._workflow("train", {"model": self.model, "promote-to": promote_to},
+                                  image_paths={"/app/workflows/models": str(self._image_models(sets, tag))},
+                                  submitted_by="mlops lifecycle (argo submit --from workflowtemplate/train)")
+        train = workflow.node("train")
+        if not quiet:
+            self._say_workflow(workflow)
+        found = re.search(rf"^{re.escape(self.model)} v(\d+)\s+gate", train.result, re.MULTILINE)
         if found is None:
-            raise MlopsError(f"mlops train registered no version:\n{result.stdout[-1000:]}")
+            raise MlopsError(f"the train workflow {workflow.name} registered no version ({workflow.phase}: "
+                             f"{workflow.message}):\n{train.result[-1000:]}")
+        if workflow.phase != "Succeeded":
+            raise MlopsError(f"the train workflow {workflow.name} ended {workflow.phase}: {workflow.message}")
         registry = self._registry()
         mv = registry.get_version(self.model, version=int(found.group(1)))
         tags = mv.tags or {}
         self.summary["versions"].append({"version": int(mv.version), "gate": tags.get("gate"),
-                                         "sets": sets, "run_id": mv.run_id})
+                                         "sets": sets, "run_id": mv.run_id, "workflow": workflow.name})
         if not quiet:
             self.say(f"registered v{mv.version}: gate={tags.get('gate')}")
         if not self.rows:
             self.columns, self.rows = _holdout_rows(registry, self.model, int(mv.version))
         return int(mv.version)
 
-    def _land(self, version: int, env: str, expect: str = "completed") -> None:
+    def _say_workflow(self, workflow: Workflow) -> None:
+        self.say(f"  workflow {workflow.name} ({workflow.source}): {workflow.phase}"
+                 + (f" — {workflow.message}" if workflow.message and workflow.phase != "Succeeded" else ""))
+        for node in workflow.pods():
+            exit_text = "" if node.exit_code is None else f" exit {node.exit_code}"
+            retries = f", {node.attempts} attempts" if node.attempts > 1 else ""
+            command = " ".join(node.command)
+            self.say(f"    {node.name:<18} {node.phase:<9}{exit_text}{retries}  {command or node.message}")
+
+    def _land(self, version: int, env: str, expect: str = "completed", opened_by_workflow: bool = False) -> None:
         self.phase(f"promote {self.model} v{version} to {env}")
-        chosen = ["--version", str(version)] if env == "staging" else ["--from-alias", "staging"]
-        out = self._mlops("promote", self.model, "--to", env, *chosen).stdout
-        for line in out.strip().splitlines()[-3:]:
-            self.say(f"  bot: {line}")
+        if opened_by_workflow:
+            self.say("  the train workflow's promote step opened the pull request")
+        else:
+            chosen = ["--version", str(version)] if env == "staging" else ["--from-alias", "staging"]
+            out = self._mlops("promote", self.model, "--to", env, *chosen).stdout
+            for line in out.strip().splitlines()[-3:]:
+                self.say(f"  bot: {line}")
         branch = f"promote/{self.model}/{env}/v{version}"
         prs = [p for p in self.platform.prhost.of_state("open") if p["head"]["ref"] == branch]
         if len(prs) != 1:
@@ -257,7 +327,7 @@ class Lifecycle:
         sha = self.platform.prhost.merge(int(pr["number"]))
         self.say(f"  reviewer merged #{pr['number']} ({branch}) as {sha[:12]}: {self.platform.prhost.url}/pull/"
                  f"{pr['number']}")
-        self._record_pr(pr, "promote", env, version)
+        self._record_pr(pr, "promote", env, version, "train workflow" if opened_by_workflow else "mlops promote")
         app = self.cluster.apps[f"{self.model}-{env}"]
         result = self._sync(app)
         if result != expect:
@@ -271,7 +341,7 @@ class Lifecycle:
             if len(revert) != 1:
                 raise MlopsError(f"expected one revert pull request after the abort, found {len(revert)}")
             self.say(f"  the revert pull request opened by itself: #{revert[0]['number']} {revert[0]['title']}")
-            self._record_pr(revert[0], "revert", env, None)
+            self._record_pr(revert[0], "revert", env, None, "rollout-outcome workflow")
             sha = self.platform.prhost.merge(int(revert[0]["number"]))
             self.say(f"  reviewer merged the revert #{revert[0]['number']} as {sha[:12]}")
             self._sync(app)
@@ -306,15 +376,18 @@ class Lifecycle:
             rollout = app.rollout()
             version = str(rollout["metadata"]["annotations"]["mlops.io/model-version"])
             self.say(f"  Rollouts notification on-rollout-{result.outcome}: the rollout-outcome workflow runs")
-            runs = self.workflows.run("rollout-outcome", {
+            workflow = self._workflow("rollout-outcome", {
                 "outcome": result.outcome, "model": app.model,
                 "rollout": f"{app.namespace}/{rollout['metadata']['name']}", "version": version,
-                "revision": str(app.revision), "trigger": "rollout"}, self.log)
-            for run in runs:
-                for line in (run.stdout + run.stderr).strip().splitlines()[-2:]:
-                    self.say(f"    {line}")
-                if run.returncode != 0:
-                    raise MlopsError(f"the rollout-outcome step exited {run.returncode}; see {self.log}")
+                "revision": str(app.revision), "trigger": "rollout"},
+                submitted_by=f"Argo Rollouts notification on-rollout-{result.outcome}")
+            self._say_workflow(workflow)
+            for node in workflow.pods():
+                for line in node.result.strip().splitlines()[-2:]:
+                    self.say(f"      {line}")
+            if workflow.phase != "Succeeded":
+                raise MlopsError(f"the rollout-outcome workflow {workflow.name} ended {workflow.phase}: "
+                                 f"{workflow.message}; see {self.log}")
             if result.outcome == "completed":
                 holder = self._registry().version_by_alias(app.model, app.env)
                 self.summary["aliases"].append({"env": app.env, "expected": int(version),
@@ -328,31 +401,53 @@ class Lifecycle:
 
         return Registry(PlatformSettings(tracking_uri=self.platform.mlflow_url))
 
-    def _record_pr(self, pr: dict[str, Any], kind: str, env: str, version: int | None) -> None:
+    def _record_pr(self, pr: dict[str, Any], kind: str, env: str, version: int | None, opened_by: str) -> None:
         self.summary["pull_requests"].append({"number": pr["number"], "kind": kind, "env": env, "version": version,
-                                              "branch": pr["head"]["ref"], "title": pr["title"]})
+                                              "branch": pr["head"]["ref"], "title": pr["title"],
+                                              "opened_by": opened_by})
 
     def _record_canary(self, rollout: dict[str, Any]) -> None:
         if rollout.get("steps"):
             self.summary["canaries"].append(json.loads(json.dumps(rollout)))
 
+    def _cron(self, template: str) -> str:
+        """The CronWorkflow that runs ``template`` for this model (its ``model`` argument)."""
+        for cron in self.argo.rendered.of_kind("CronWorkflow"):
+            spec = cron["spec"]["workflowSpec"]
+            arguments = {p["name"]: p.get("value") for p in (spec.get("arguments") or {}).get("parameters", [])}
+            if (spec.get("workflowTemplateRef") or {}).get("name") == template and arguments.get("model") == self.model:
+                return str(cron["metadata"]["name"])
+        raise MlopsError(f"no CronWorkflow runs {template} for {self.model}")
+
+    def _local(self, uri: str) -> Path:
+        """Where ``s3://bucket/key`` lies locally (the stand-in's folder per bucket)."""
+        if not uri.startswith("s3://"):
+            raise MlopsError(f"{uri}: expected an s3:// URI")
+        return self.objectstore / uri[5:]
+
     def _batch_and_drift(self) -> None:
         import pandas as pd
 
-        self.phase("batch inference over a CSV")
-        data = self.home / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        columns = self.columns
-        frame = pd.DataFrame(self.rows, columns=columns).sample(n=2000, replace=True, random_state=7)
-        frame.insert(0, "id", [f"row-{i:05d}" for i in range(len(frame))])
-        frame.to_csv(data / "fresh.csv", index=False)
-        output = self.home / "objectstore" / "batch" / self.model
-        out = self._mlops("batch-predict", self.model, "--alias", "production", "--input", str(data / "fresh.csv"),
-                          "--output", str(output), "--id-column", "id", "--overwrite").stdout
-        self.say(f"  {out.strip().splitlines()[-1] if out.strip() else 'scored'}")
-        self.summary["artifacts"]["batch predictions"] = str(output)
+        cron = self._cron("batch-inference")
+        self.phase(f"batch inference: CronWorkflow {cron} submitted now")
+        spec = self.argo.rendered.find("CronWorkflow", cron)["spec"]["workflowSpec"]
+        arguments = {p["name"]: str(p["value"]) for p in spec["arguments"]["parameters"]}
+        inbox = self._local(arguments["input-uri"])
+        inbox.mkdir(parents=True, exist_ok=True)
+        frame = pd.DataFrame(self.rows, columns=self.columns).sample(n=2000, replace=True, random_state=7)
+        # Two files of the day's input: a CSV is one unit of work, so the plan step makes two shards.
+        for part in (1, 2):
+            frame.iloc[(part - 1) * 1000:part * 1000].to_csv(inbox / f"fresh-{part}.csv", index=False)
+        self.say(f"  {len(frame)} rows in two CSV files under {arguments['input-uri']} ({inbox})")
+        batch = self._workflow("", {}, cron=cron, submitted_by="mlops lifecycle (argo submit --from cronwf)")
+        self._say_workflow(batch)
+        if batch.phase != "Succeeded":
+            raise MlopsError(f"the batch-inference workflow {batch.name} ended {batch.phase}: {batch.message}")
+        summary_lines = batch.node("summary").result.strip().splitlines()
+        self.say(f"  {summary_lines[-1] if summary_lines else ''}")
+        self.summary["artifacts"]["batch predictions"] = str(self._local(batch.parameters["output-uri"]))
 
-        self.phase(f"drift: shifted traffic to production ({', '.join(columns[:self.scenario.shift_columns])} "
+        self.phase(f"drift: shifted traffic to production ({', '.join(self.columns[:self.scenario.shift_columns])} "
                    f"x{self.scenario.shift_factor})")
         shifted = [[v * self.scenario.shift_factor if i < self.scenario.shift_columns else v
                     for i, v in enumerate(row)] for row in self.rows]
@@ -360,7 +455,6 @@ class Lifecycle:
         host = self.cluster.ingress_host(app)
         assert host is not None
         sent_at = time.time() - 1
-        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent_at))
         window = self.traffic.open_window(host)
         self.traffic.target(host, f"/models/{self.model}/predict", shifted, self.settings.canary_rps)
         while window.total < self.scenario.drift_rows:
@@ -368,19 +462,22 @@ class Lifecycle:
         self.traffic.remove(host)
         self.traffic.close_window(host, window)
         self.say(f"  {window.total} shifted rows sent through Envoy; waiting for the prediction log's flush")
-        store = self.home / "objectstore"
-        drift_env = {**self.cli_env, "MLOPS_PUSHGATEWAY_URL": self.platform.pushgateway_url}
-        production_store = _store_of(app, store)
-        if production_store is not None:
-            drift_env["MLOPS_STORE_URI"] = str(production_store)
+        production_store = _store_of(app, self.objectstore)
         if production_store is not None:
             logged = _wait_for_rows(production_store, sent_at, window.total, timeout=60)
             self.say(f"  the production pods' prediction log holds {logged} rows written since then")
-        result = self._mlops("drift", self.model, "--alias", "production", "--since", since, env=drift_env,
-                             ok=(0, 10, 11))
-        self.say(f"  mlops drift exited {result.returncode} "
-                 f"({ {0: 'no drift', 10: 'drift detected', 11: 'insufficient data'}[result.returncode]})")
-        self.summary["drift"] = {"exit": result.returncode}
+        cron = self._cron("drift-check")
+        # The CronWorkflow's window is an hour of the log; here it is the shifted traffic's minute.
+        last = f"{int(time.time() - sent_at) + 2}s"
+        self.say(f"  CronWorkflow {cron} submitted now (window={last})")
+        known_prs = set(self.platform.prhost.pulls)
+        drift = self._workflow("", {"window": last}, cron=cron,
+                               submitted_by="mlops lifecycle (argo submit --from cronwf)")
+        self._say_workflow(drift)
+        code = drift.node("drift").exit_code
+        self.say(f"  mlops drift exited {code} "
+                 f"({ {0: 'no drift', 10: 'drift detected', 11: 'insufficient data'}.get(code or 0, 'an error')})")
+        self.summary["drift"] = {"exit": code, "workflow": drift.name}
         psi = query(self.platform.prometheus_url, f'max(mlops_drift_feature_psi_max{{model="{self.model}"}})')
         deadline = time.monotonic() + 60
         while not psi and time.monotonic() < deadline:
@@ -400,11 +497,25 @@ class Lifecycle:
             time.sleep(1)
         self.summary["alerts"] = fired
         self.say(f"  alerts firing in Prometheus and received by Alertmanager: {', '.join(fired) or 'none'}")
-        if result.returncode == 10:
-            self.phase("retraining branch of the drift check (exit 10): the train workflow's command")
-            lines = self._mlops("train", "--config", str(self.scenario.config)).stdout.strip().splitlines()
-            self.say(f"  {lines[-1] if lines else ''}")
-            self.summary["retrain"] = lines[-1] if lines else ""
+        retrains = self.argo.find(lambda w: w.template == "train" and w.submitted_by.startswith("Argo Server API"))
+        if retrains:
+            self.phase("retraining branch of the drift check: the train workflow its retrain step submitted")
+        for workflow in retrains:
+            self.summary["workflows"].append(workflow)
+            self.argo.wait(workflow, 900)
+            self._say_workflow(workflow)
+            lines = workflow.node("train").result.strip().splitlines()
+            opened = [pr for pr in self.platform.prhost.pulls.values() if pr["number"] not in known_prs]
+            self.summary["retrain"] = {"workflow": workflow.name, "phase": workflow.phase,
+                                       "train": lines[-1] if lines else "",
+                                       "steps": {n.name: n.phase for n in workflow.pods()},
+                                       "pull_requests": [{"number": pr["number"], "branch": pr["head"]["ref"],
+                                                          "title": pr["title"], "state": pr["state"]}
+                                                         for pr in opened]}
+            self.say(f"  train: {self.summary['retrain']['train']}")
+            for pr in opened:
+                self.say(f"  its promote step opened #{pr['number']} {pr['title']} ({pr['state']}; "
+                         "left for a reviewer)")
 
     # -- the end ---------------------------------------------------------------------------------
 
@@ -431,6 +542,12 @@ class Lifecycle:
         drift = self.summary["drift"]
         print(f"drift: exit {drift.get('exit')}, max feature PSI {drift.get('psi_max')}; "
               f"alerts fired: {', '.join(self.summary['alerts']) or 'none'}")
+        self.summary["workflows"] = [w.record() for w in self.summary["workflows"]]
+        print("workflows (rendered WorkflowTemplates run by the local Argo Workflows stand-in):")
+        for record in self.summary["workflows"]:
+            steps = ", ".join(f"{s['name']} {s['phase']}" + ("" if s["exit_code"] is None else f" ({s['exit_code']})")
+                              for s in record["steps"])
+            print(f"  {record['name']:<22} {record['phase']:<9} {steps}")
         self.summary["artifacts"].update({
             "MLflow store and artifacts": str(self.home / "mlflow"), "origin (bare Git)": str(self.home / "git"),
             "pull requests": str(self.home / "pulls.json"), "rollout state": str(self.settings.state_file.resolve()),

@@ -144,7 +144,7 @@ class Rendered:
         container = tmpl.get("container") or tmpl.get("script")
         if container is None:
             raise MissingReference(f"template {template!r} of {workflow_template} runs no container")
-        values = {f"workflow.parameters.{k}": v for k, v in self._workflow_parameters(spec, parameters).items()}
+        values = {f"workflow.parameters.{k}": v for k, v in self.workflow_parameters(spec, parameters).items()}
         declared = {p["name"]: p.get("value") for p in (tmpl.get("inputs") or {}).get("parameters", [])}
         unknown = set(inputs or {}) - set(declared)
         if unknown:
@@ -197,7 +197,8 @@ class Rendered:
                 return self._container(container, secrets, metadata)
         raise MissingReference(f"the pod has no container {container_name!r}")
 
-    def _workflow_parameters(self, spec: Mapping[str, Any], given: Mapping[str, str] | None) -> dict[str, str]:
+    def workflow_parameters(self, spec: Mapping[str, Any], given: Mapping[str, str] | None) -> dict[str, str]:
+        """A workflow spec's arguments: the given values, else defaults, else ConfigMap values."""
         given = dict(given or {})
         out: dict[str, str] = {}
         declared = (spec.get("arguments") or {}).get("parameters", [])

@@ -13,6 +13,11 @@ Endpoints (JSON, ``Authorization: Bearer <token>`` required), as GitHub answers 
 
 ``GET /`` is a page listing the pull requests (state, branch, title) and ``GET /pull/{number}`` shows
 one with its body (the model card). Pull requests are kept in memory and in ``pulls.json``.
+
+The promote tests use the same host without a repository (``bare_repo=None``: a merge records the
+commit id it is given), with any bearer token accepted (``token=None``), every request recorded
+(:attr:`PullRequestHost.requests`) and failures injected (:meth:`PullRequestHost.fail_next`: the
+next matching request gets that status, body and headers, e.g. a rate limit).
 """
 
 from __future__ import annotations
@@ -39,24 +44,68 @@ def _now() -> str:
 
 
 @dataclass
+class Recorded:
+    """One request the host answered."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
 class PullRequestHost:
-    bare_repo: Path
-    token: str
+    bare_repo: Path | None = None  # None: no repository; a merge records the commit id it is given
+    token: str | None = None  # None: any bearer token is accepted
     owner: str = "local"
     name: str = "mlops-platform"
     state_file: Path | None = None
     url: str = ""
+    html_base: str = ""  # base of the pull requests' html_url (default: this host's URL)
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    requests: list[Recorded] = field(default_factory=list)
+    failures: list[tuple[str, str, int, Any, dict[str, str]]] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
         return f"{self.owner}/{self.name}"
 
+    # -- failure injection and the record ---------------------------------------------------
+
+    def fail_next(self, method: str, path_suffix: str, status: int, body: Any, headers: dict[str, str]) -> None:
+        """Answer the next ``method`` request whose path ends with ``path_suffix`` with this instead."""
+        self.failures.append((method, path_suffix, status, body, headers))
+
+    def calls(self, method: str, suffix: str = "") -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and r.path.endswith(suffix)]
+
+    def open_pulls(self) -> list[dict[str, Any]]:
+        return self.of_state("open")
+
+    def respond(self, rec: Recorded) -> tuple[int, Any, dict[str, str]]:
+        """Record ``rec`` and answer it: an injected failure first, else the API."""
+        self.requests.append(rec)
+        for i, (method, suffix, status, body, headers) in enumerate(self.failures):
+            if method == rec.method and rec.path.endswith(suffix):
+                del self.failures[i]
+                return status, body, headers
+        status, body = self.handle(rec.method, rec.path, rec.query, rec.body, rec.headers)
+        return status, body, {}
+
     # -- what a reviewer does ---------------------------------------------------------------
 
-    def merge(self, number: int, reviewer: str = "mlops-lifecycle reviewer") -> str:
-        """Merge pull request ``number`` into its base with a merge commit; returns the commit id."""
+    def merge(self, number: int, sha: str | None = None, reviewer: str = "mlops-lifecycle reviewer") -> str:
+        """Merge pull request ``number`` into its base with a merge commit; returns the commit id. Without a
+        repository the merge is only recorded, with the commit id ``sha``."""
+        if self.bare_repo is None:
+            if sha is None:
+                raise ValueError("a host without a repository records a merge only with its commit id")
+            with self.lock:
+                self.pulls[number].update(state="closed", merged=True, merged_at=_now(), merge_commit_sha=sha,
+                                          closed_at=_now())
+            return sha
         with self.lock:
             pr = self.pulls[number]
             if pr["state"] != "open":
@@ -95,7 +144,12 @@ class PullRequestHost:
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any,
                headers: dict[str, str]) -> tuple[int, Any]:
-        if headers.get("authorization") != f"Bearer {self.token}":
+        body = {} if body is None else body
+        if not isinstance(body, dict):
+            return 400, {"message": "Problems parsing JSON"}
+        authorization = headers.get("authorization", "")
+        if (authorization != f"Bearer {self.token}") if self.token is not None else not authorization.startswith(
+                "Bearer "):
             return 401, {"message": "Requires authentication"}
         base = f"/repos/{self.owner}/{self.name}"
         parts = path.removeprefix(base).strip("/").split("/")
@@ -114,7 +168,8 @@ class PullRequestHost:
                                  "errors": [{"resource": "PullRequest", "code": "custom", "message": message}]}
                 number = len(self.pulls) + 1
                 self.pulls[number] = {
-                    "number": number, "html_url": f"{self.url}/pull/{number}", "title": body["title"],
+                    "number": number, "html_url": f"{self.html_base or self.url}/pull/{number}",
+                    "title": body["title"],
                     "body": body.get("body", ""), "state": "open", "head": {"ref": body["head"]},
                     "base": {"ref": body["base"]}, "labels": [], "merged": False, "merged_at": None,
                     "merge_commit_sha": None, "created_at": _now(),
@@ -183,19 +238,21 @@ def serve(host: PullRequestHost) -> Iterator[PullRequestHost]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             try:
-                body = json.loads(raw) if raw else {}
+                body = json.loads(raw) if raw else None
             except ValueError:
                 self._send(400, b'{"message": "Problems parsing JSON"}', "application/json")
                 return
-            status, payload = host.handle(
+            status, payload, headers = host.respond(Recorded(
                 self.command, parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}, body,
-                {k.lower(): v for k, v in self.headers.items()})
-            self._send(status, json.dumps(payload).encode(), "application/json")
+                {k.lower(): v for k, v in self.headers.items()}))
+            self._send(status, json.dumps(payload).encode(), "application/json", headers)
 
-        def _send(self, status: int, data: bytes, content_type: str) -> None:
+        def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
 

@@ -4,7 +4,9 @@ It starts MLflow, Prometheus, Pushgateway, Alertmanager, Envoy, a Git smart-HTTP
 local pull-request host on loopback, promotes through pull requests, runs every canary of the
 rendered Rollouts through Envoy weights with Prometheus analysis, aborts a faulty version, opens its
 revert, runs batch and drift; then stops everything. Its summary (``summary.json``) is checked here
-as the issue asks, and nothing of the run may be left running or listening afterwards.
+as the issue asks, and nothing of the run may be left running or listening afterwards. Every job
+(training, batch, drift and its retraining branch, rollout outcomes) must have run from its rendered
+WorkflowTemplate or CronWorkflow through the local runner for Argo Workflows.
 """
 
 from __future__ import annotations
@@ -75,9 +77,11 @@ def test_every_promotion_is_exactly_one_merged_pull_request(run: Any) -> None:
         ("staging", 1), ("production", 1), ("staging", 2), ("production", 2), ("staging", 3)]
     final = summary["pull_requests_final"]
     for promotion in promotions:
-        same = [pr for pr in final if pr["head"]["ref"] == promotion["branch"]]
-        assert len(same) == 1 and same[0]["merged"] and same[0]["merge_commit_sha"], same
+        same = [pr for pr in final if pr["head"]["ref"] == promotion["branch"] and pr["merged"]]
+        assert len(same) == 1 and same[0]["number"] == promotion["number"] and same[0]["merge_commit_sha"], same
         assert "gate" in same[0]["body"].lower()  # the model card
+    # v1's staging pull request was opened by the train workflow's promote step, the others by the bot's CLI
+    assert [p["opened_by"] for p in promotions] == ["train workflow"] + ["mlops promote"] * 4
 
 
 def test_canary_shares_through_envoy_match_each_set_weight(run: Any) -> None:
@@ -123,7 +127,49 @@ def test_drift_reaches_prometheus_and_the_alert_fires(run: Any) -> None:
     assert summary["drift"]["exit"] == 10
     assert summary["drift"]["psi_max"] is not None and summary["drift"]["psi_max"] >= 0.25
     assert "MlopsFeatureDrift" in summary["alerts"]
-    assert "nothing registered" in summary["retrain"]
+    assert "nothing registered" in summary["retrain"]["train"]
+
+
+def _steps(workflow: dict[str, Any]) -> dict[str, tuple[str, int | None]]:
+    return {s["name"]: (s["phase"], s["exit_code"]) for s in workflow["steps"]}
+
+
+def test_every_job_ran_from_its_rendered_workflow_template(run: Any) -> None:
+    _, summary, _ = run
+    workflows = summary["workflows"]
+    trains = [w for w in workflows if w["template"] == "train"]
+    # v1 (its promote task opens the staging pull request), v2 and v3, and the drift check's retraining run
+    assert [w["parameters"]["promote-to"] for w in trains] == ["staging", "none", "none", "staging"], trains
+    assert [v["workflow"] for v in summary["versions"]] == [w["name"] for w in trains[:3]]
+    for workflow in trains:
+        [train] = [s for s in workflow["steps"] if s["name"] == "train"]
+        assert train["command"] == ["mlops", "train", "--config", "/app/workflows/models/wine-classifier.yaml"]
+    assert _steps(trains[0]) == {"train": ("Succeeded", 0), "promote": ("Succeeded", 0)}
+    for workflow in trains[1:3]:
+        assert _steps(workflow) == {"train": ("Succeeded", 0), "promote": ("Skipped", None)}
+
+    [batch] = [w for w in workflows if w["template"] == "batch-inference"]
+    assert batch["source"] == "CronWorkflow/batch-inference-wine-classifier" and batch["phase"] == "Succeeded"
+    [plan] = [s for s in batch["steps"] if s["name"] == "plan"]
+    planned = json.loads(plan["result"])  # the plan step's standard output, fanned out by withParam
+    assert len(planned) == 2, planned  # two CSV files: two units of work (the CronWorkflow asks 4 shards)
+    predicts = [s for s in batch["steps"] if s["name"].startswith("predict(")]
+    assert all(s["phase"] == "Succeeded" for s in predicts), batch["steps"]
+    assert sorted(s["command"][s["command"].index("--shard") + 1] for s in predicts) == planned
+
+    [drift] = [w for w in workflows if w["template"] == "drift-check"]
+    assert drift["source"] == "CronWorkflow/drift-check-wine-classifier"
+    # exit 10 fails the pod; continueOn lets the outcome step judge it, and `when` runs retrain on 10
+    assert _steps(drift) == {"drift": ("Failed", 10), "outcome": ("Succeeded", 0), "retrain": ("Succeeded", 0)}
+    retrain = trains[3]
+    assert retrain["submitted_by"] == "Argo Server API as ServiceAccount mlops-drift"
+    assert retrain["parameters"]["trigger"] == "drift" and summary["retrain"]["workflow"] == retrain["name"]
+
+    outcomes = [w for w in workflows if w["template"] == "rollout-outcome"]
+    assert outcomes and all(w["phase"] == "Succeeded" for w in outcomes)
+    [aborted] = [w for w in outcomes if w["parameters"]["outcome"] == "aborted"]
+    assert _steps(aborted) == {"finalize": ("Skipped", None), "revert": ("Succeeded", 0)}
+    assert [p["opened_by"] for p in summary["pull_requests"] if p["kind"] == "revert"] == ["rollout-outcome workflow"]
 
 
 def test_nothing_is_left_running(run: Any) -> None:
