@@ -57,7 +57,8 @@ class DataPlane:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.parser.start()
+        # the body-parsing pool starts once every model is ready (_model_loaded): not competing with
+        # loading them for the CPU is most of a fast cold start
         self.models.start()
         self.predlog.start()
 
@@ -84,6 +85,8 @@ class DataPlane:
             predictor = Predictor(model.predict, self._executor, on_batch=on_batch)
         predictor.start()
         self._predictors[model.name] = predictor
+        if len(self._predictors) == len(self.models.slots):
+            self.parser.start()
 
     # -- health -------------------------------------------------------------------------------
 
