@@ -31,7 +31,7 @@ import numpy.typing as npt
 from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
 from mlops_platform.errors import MlopsError
 from mlops_serving.errors import InvalidInputError, ModelNotFoundError, ModelNotReadyError
-from mlops_serving.fastpath import ProbaFn, forest_proba
+from mlops_serving.fastpath import CompiledForest, ProbaFn, forest_proba
 from mlops_serving.modelcache import CachedVersion, ModelCache, load_sklearn, read_mlmodel
 from mlops_serving.protocols.tabular import ModelInputs
 from mlops_serving.settings import ModelRef, ServingSettings
@@ -240,7 +240,7 @@ def load_model(registry: Registry | Callable[[], Registry], ref: ModelRef,
             cached = _with_new_baseline(get_registry, cache, cached)
         if cached is not None:
             try:
-                return _load_files(ref, cached, cache.types_dir)
+                return _load_files(ref, cached, cache.types_dir, cache)
             except ModelLoadError:
                 raise  # the version itself cannot be served; the registry's copy would say the same
             except Exception as exc:
@@ -267,7 +267,7 @@ def load_model(registry: Registry | Callable[[], Registry], ref: ModelRef,
                 log.warning("model cache %s not writable (%s); loading %s without it", cache.root, exc, ref)
                 cache = None
         if cached is not None:
-            return _load_files(ref, cached, cache.types_dir if cache is not None else None)
+            return _load_files(ref, cached, cache.types_dir if cache is not None else None, cache)
     with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
         cached = ModelCache(Path(tmp), reg.tracking_uri).put(reg, ref.name, number, str(version.run_id),
                                                              BASELINE_ARTIFACT)
@@ -287,8 +287,11 @@ def _with_new_baseline(get_registry: Callable[[], Registry], cache: ModelCache, 
         return cached
 
 
-def _load_files(ref: ModelRef, files: CachedVersion, types_dir: Path | None = None) -> LoadedModel:
-    """A :class:`LoadedModel` from a version's files on local disk."""
+def _load_files(ref: ModelRef, files: CachedVersion, types_dir: Path | None = None,
+                cache: ModelCache | None = None) -> LoadedModel:
+    """A :class:`LoadedModel` from a version's files on local disk: a forest from its compiled
+    arrays when the cache holds them (no scikit-learn import), else the estimator, whose compiled
+    arrays are then added to ``cache`` for the next start."""
     number = files.version
     uri = f"models:/{ref.name}/{number}"
     mlmodel = read_mlmodel(files.model_dir)
@@ -298,7 +301,17 @@ def _load_files(ref: ModelRef, files: CachedVersion, types_dir: Path | None = No
         baseline = BaselineStatistics.model_validate(files.baseline)
     flavors = dict(mlmodel.get("flavors") or {})
     estimator = pyfunc = None
-    if FLAVOR_SKLEARN in flavors:
+    compiled: CompiledForest | None = None
+    if FLAVOR_SKLEARN in flavors and files.compiled is not None:
+        try:
+            compiled = CompiledForest.load(files.compiled)
+        except Exception as exc:  # written by another release, or damaged: load the estimator instead
+            log.warning("%s: the compiled forest %s is unusable (%s); loading the estimator", uri, files.compiled,
+                        _reason(exc))
+    if compiled is not None:
+        estimator = compiled
+        flavor = FLAVOR_SKLEARN
+    elif FLAVOR_SKLEARN in flavors:
         estimator = load_sklearn(files.model_dir, mlmodel, types_dir)
         flavor = FLAVOR_SKLEARN
     elif FLAVOR_PYFUNC in flavors:
@@ -326,10 +339,35 @@ def _load_files(ref: ModelRef, files: CachedVersion, types_dir: Path | None = No
         feature_names=names, baseline=baseline, schema=schema, pyfunc=pyfunc, flavor=flavor,
         output_kind=_output_kind(signature),
     )
-    if estimator is not None and names:
+    if compiled is not None:
+        # checked against the estimator before it was stored (_store_compiled)
+        model.proba_fn = compiled.predict_proba
+        model.proba_argmax = True
+        model.predict(model.probe_rows())  # warm-up
+    elif estimator is not None and names:
         model.enable_fast_path()
         model.check_proba_argmax()  # also warms the estimator up
+        if cache is not None and model.proba_fn is not None and model.proba_argmax:
+            _store_compiled(cache, files, model)
     return model
+
+
+def _store_compiled(cache: ModelCache, files: CachedVersion, model: LoadedModel) -> None:
+    """Add the forest's compiled arrays to the cache entry, if they give exactly the estimator's
+    probabilities and labels on the probe rows and on rows spread between each feature's bounds."""
+    compiled = CompiledForest.from_estimator(model.estimator)
+    if compiled is None:
+        return
+    probe = model.probe_rows()
+    low, high = probe.min(axis=0), probe.max(axis=0)
+    spread = np.random.default_rng(0).uniform(size=(256, probe.shape[1]))
+    rows = np.vstack([probe, low + (high - low) * spread, low - 1.0, high + 1.0])
+    expected = np.asarray(model.estimator.predict_proba(rows), dtype=np.float64)
+    if not (np.array_equal(compiled.predict_proba(rows), expected)
+            and np.array_equal(compiled.predict(rows), np.asarray(model.estimator.predict(rows)))):
+        log.warning("%s v%s: the compiled forest differs from the estimator; not cached", model.name, model.version)
+        return
+    cache.put_compiled(files, compiled.save)
 
 
 def _output_kind(signature: Any) -> Literal["int", "float", "bool", "str"] | None:
