@@ -40,6 +40,7 @@ from mlops_serving.signature import InputSchema, from_signature, mlmodel_signatu
 if TYPE_CHECKING:
     from mlops_platform.registry import Registry
     from mlops_serving.metrics import ServingMetrics
+    from mlops_serving.registry_http import VersionSource
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ class LoadedModel:
         return np.asarray(rows, dtype=np.float64)
 
 
-def load_model(registry: Registry | Callable[[], Registry], ref: ModelRef,
+def load_model(registry: VersionSource | Callable[[], VersionSource], ref: ModelRef,
                cache: ModelCache | None = None) -> LoadedModel:
     """Load ``ref``: version, estimator, signature and baseline (blocking).
 
@@ -274,7 +275,8 @@ def load_model(registry: Registry | Callable[[], Registry], ref: ModelRef,
         return _load_files(ref, cached)
 
 
-def _with_new_baseline(get_registry: Callable[[], Registry], cache: ModelCache, cached: CachedVersion) -> CachedVersion:
+def _with_new_baseline(get_registry: Callable[[], VersionSource], cache: ModelCache,
+                       cached: CachedVersion) -> CachedVersion:
     """A cached version without baseline, with the one attached since (if any). An unreachable
     registry leaves it as cached: the model is served, without drift statistics until a restart."""
     try:
@@ -419,6 +421,7 @@ class ModelManager:
         self.slots = {ref.name: ModelSlot(ref) for ref in settings.models}
         self._loader = loader
         self._registry: Registry | None = None
+        self._source: VersionSource | None = None
         self._registry_lock = threading.Lock()
         self._cache = ModelCache(settings.effective_model_cache_dir, settings.effective_tracking_uri)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
@@ -445,9 +448,20 @@ class ModelManager:
                 self._registry = Registry(self.settings)
             return self._registry
 
+    def _get_source(self) -> VersionSource:
+        """What loading asks: MLflow's REST API over HTTP when it can stand for MLflow's client
+        (:mod:`mlops_serving.registry_http`: no ``import mlflow``), else MLflow's client."""
+        with self._registry_lock:
+            if self._source is None:
+                from mlops_serving import registry_http
+
+                if registry_http.usable(self.settings):
+                    self._source = registry_http.HttpRegistry(self.settings, self._get_registry)
+        return self._source if self._source is not None else self._get_registry()
+
     def _load(self, ref: ModelRef) -> LoadedModel:
         if self._loader is None:
-            return load_model(self._get_registry, ref, self._cache)
+            return load_model(self._get_source, ref, self._cache)
         loaded: LoadedModel = self._loader(self._get_registry(), ref)
         return loaded
 
