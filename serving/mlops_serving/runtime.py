@@ -31,7 +31,7 @@ import numpy.typing as npt
 from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
 from mlops_platform.errors import MlopsError
 from mlops_serving.errors import InvalidInputError, ModelNotFoundError, ModelNotReadyError
-from mlops_serving.fastpath import CompiledForest, ProbaFn, forest_proba
+from mlops_serving.fastpath import CompiledForest, ProbaFn, by_rows, forest_proba
 from mlops_serving.modelcache import CachedVersion, ModelCache, load_sklearn, read_mlmodel
 from mlops_serving.protocols.tabular import ModelInputs
 from mlops_serving.settings import ModelRef, ServingSettings
@@ -350,16 +350,18 @@ def _load_files(ref: ModelRef, files: CachedVersion, types_dir: Path | None = No
         model.enable_fast_path()
         model.check_proba_argmax()  # also warms the estimator up
         if cache is not None and model.proba_fn is not None and model.proba_argmax:
-            _store_compiled(cache, files, model)
+            checked = _store_compiled(cache, files, model)
+            if checked is not None:  # faster on small batches, as in the next start
+                model.proba_fn = by_rows(checked.predict_proba, model.proba_fn)
     return model
 
 
-def _store_compiled(cache: ModelCache, files: CachedVersion, model: LoadedModel) -> None:
+def _store_compiled(cache: ModelCache, files: CachedVersion, model: LoadedModel) -> CompiledForest | None:
     """Add the forest's compiled arrays to the cache entry, if they give exactly the estimator's
     probabilities and labels on the probe rows and on rows spread between each feature's bounds."""
     compiled = CompiledForest.from_estimator(model.estimator)
     if compiled is None:
-        return
+        return None
     probe = model.probe_rows()
     low, high = probe.min(axis=0), probe.max(axis=0)
     spread = np.random.default_rng(0).uniform(size=(256, probe.shape[1]))
@@ -368,8 +370,9 @@ def _store_compiled(cache: ModelCache, files: CachedVersion, model: LoadedModel)
     if not (np.array_equal(compiled.predict_proba(rows), expected)
             and np.array_equal(compiled.predict(rows), np.asarray(model.estimator.predict(rows)))):
         log.warning("%s v%s: the compiled forest differs from the estimator; not cached", model.name, model.version)
-        return
+        return None
     cache.put_compiled(files, compiled.save)
+    return compiled
 
 
 def _output_kind(signature: Any) -> Literal["int", "float", "bool", "str"] | None:
