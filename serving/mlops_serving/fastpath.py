@@ -152,20 +152,21 @@ class CompiledForest:
         if x32.ndim != 2 or x32.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {x32.shape[-1] if x32.ndim else 0} features, but the forest is expecting "
                              f"{self.n_features_in_} features as input")
-        width = x32.shape[1]
+        rows, width = x32.shape
         flat = x32.ravel()
-        offsets = np.arange(0, x32.shape[0] * width, width, dtype=np.int64)[:, None]
-        nodes = np.repeat(self._roots[None, :], x32.shape[0], axis=0)
+        nodes = np.repeat(self._roots[None, :], rows, axis=0)
+        offsets = np.arange(0, rows * width, width, dtype=np.int64)[:, None] if rows > 1 else None
         for _ in range(self._depth):
-            x = flat.take(offsets + self._feature.take(nodes))
+            feature = self._feature.take(nodes)
+            x = flat.take(feature if offsets is None else feature + offsets)
             go_left = x <= self._threshold.take(nodes)  # NaN: right, unless the node sends missing left
             if self._has_missing:
                 go_left |= np.isnan(x) & self._missing_left.take(nodes)
             nodes = self._children.take(nodes * 2 + go_left)
         values = self._value.take(nodes.T, axis=0)  # trees × rows × classes
-        total = np.zeros((x32.shape[0], self.n_classes_), dtype=np.float64)
-        for tree_values in values:  # in the estimator order, as forest_proba adds them
-            total += tree_values
+        # the running sum over the trees, in the estimator order, as forest_proba adds them (a plain
+        # sum over that axis may add in another order: not bit-identical)
+        total: npt.NDArray[np.float64] = np.add.accumulate(values, axis=0)[-1]
         total /= len(self._roots)
         return total
 
