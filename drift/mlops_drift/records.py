@@ -36,15 +36,17 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from mlops_platform.settings import PlatformSettings
 from mlops_platform.storage import S3Location, is_s3, join_uri, list_uris, read_bytes, s3_client
+
+if TYPE_CHECKING:  # pandas only where records are read: the model server writes them without it
+    import pandas as pd
 
 RECORD_SCHEMA_VERSION = 1
 PREDICTIONS_PREFIX = "predictions"
@@ -225,6 +227,7 @@ def read_records(
     Columns as in the module docstring (``timestamp`` is ``datetime64[us, UTC]``); an empty frame
     with the fixed and output columns when there is none.
     """
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq

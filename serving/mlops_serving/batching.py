@@ -14,6 +14,11 @@ How a batch forms (one worker task per model, one batch in flight at a time):
   adapts to the load by itself.
 * The result rows are split back by offset: each caller gets exactly its own rows. If a batch
   fails, each of its requests is retried alone, so one caller's fault is not another's.
+* A *lone* request — the only one of its model between arrival and answer, nothing queued or
+  running — of at most ``inline_rows`` rows is predicted on the event loop itself. The caller sets
+  ``inline_rows`` only for a model whose small predictions take a fraction of a millisecond (the
+  forest fast path); the hop to a worker thread and back costs more than that at concurrency 1.
+  Under concurrency requests overlap, so they are batched in the thread as before.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class Arrival:
     def __init__(self, batcher: Predictor) -> None:
         self._batcher = batcher
         self._pending = True
+        self._open = True
+        batcher._open += 1
         batcher._announce()
 
     def __enter__(self) -> Arrival:
@@ -58,6 +65,9 @@ class Arrival:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self._leave()
+        if self._open:
+            self._open = False
+            self._batcher._open -= 1
 
     def _leave(self) -> None:
         if self._pending:
@@ -73,10 +83,38 @@ class Predictor:
     """No batching: every request runs its own predict call in the thread pool."""
 
     def __init__(self, predict: PredictFn, executor: concurrent.futures.Executor,
-                 on_batch: Callable[[int], None] | None = None) -> None:
+                 on_batch: Callable[[int], None] | None = None, inline_rows: int = 0) -> None:
         self._predict = predict
         self._executor = executor
         self._on_batch = on_batch
+        self._inline_rows = inline_rows
+        self._open = 0  # requests between their arrival and the end of their answer
+        self._running = 0  # predict calls in the thread pool
+
+    def _alone(self, features: npt.NDArray[np.float64]) -> bool:
+        return self._open <= 1 and self._running == 0 and len(features) <= self._inline_rows
+
+    async def _lone(self, features: npt.NDArray[np.float64], queued: Callable[[], bool]) -> bool:
+        """Whether ``features`` may be predicted on the event loop (see the module docstring). Asked
+        again after one turn of the loop: requests whose bytes arrived together are started one
+        after the other, and the next ones must have announced themselves first, or a burst would
+        be predicted one request at a time instead of in one batch."""
+        if queued() or not self._alone(features):
+            return False
+        await asyncio.sleep(0)
+        return not queued() and self._alone(features)
+
+    def _predict_inline(self, features: npt.NDArray[np.float64]) -> Prediction:
+        if self._on_batch is not None:
+            self._on_batch(len(features))
+        return self._predict(features)
+
+    async def _in_thread(self, features: npt.NDArray[np.float64]) -> Prediction:
+        self._running += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, features)
+        finally:
+            self._running -= 1
 
     def arrival(self) -> Arrival:
         return Arrival(self)
@@ -88,9 +126,11 @@ class Predictor:
         pass
 
     async def _submit(self, features: npt.NDArray[np.float64]) -> Prediction:
+        if await self._lone(features, lambda: False):
+            return self._predict_inline(features)
         if self._on_batch is not None:
             self._on_batch(len(features))
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, features)
+        return await self._in_thread(features)
 
     def start(self) -> None:
         pass
@@ -101,8 +141,8 @@ class Predictor:
 
 class MicroBatcher(Predictor):
     def __init__(self, predict: PredictFn, executor: concurrent.futures.Executor, *, window_s: float,
-                 max_rows: int, on_batch: Callable[[int], None] | None = None) -> None:
-        super().__init__(predict, executor, on_batch)
+                 max_rows: int, on_batch: Callable[[int], None] | None = None, inline_rows: int = 0) -> None:
+        super().__init__(predict, executor, on_batch, inline_rows)
         self.window_s = window_s
         self.max_rows = max_rows
         self._queue: list[_Item] = []
@@ -133,6 +173,8 @@ class MicroBatcher(Predictor):
         self._wakeup.set()
 
     async def _submit(self, features: npt.NDArray[np.float64]) -> Prediction:
+        if await self._lone(features, lambda: bool(self._queue)):
+            return self._predict_inline(features)
         if self._task is None:
             self.start()
         future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
@@ -186,7 +228,7 @@ class MicroBatcher(Predictor):
         if self._on_batch is not None:
             self._on_batch(len(features))
         try:
-            result = await loop.run_in_executor(self._executor, self._predict, features)
+            result = await self._in_thread(features)
         except Exception as exc:
             if len(batch) == 1:
                 _resolve(batch[0].future, exc=exc)
@@ -194,7 +236,7 @@ class MicroBatcher(Predictor):
             log.warning("batched predict of %d requests failed (%s); retrying each alone", len(batch), exc)
             for item in batch:
                 try:
-                    _resolve(item.future, await loop.run_in_executor(self._executor, self._predict, item.features))
+                    _resolve(item.future, await self._in_thread(item.features))
                 except Exception as single:
                     _resolve(item.future, exc=single)
             return

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlops_platform.registry import Registry
+    from mlops_serving.registry_http import VersionSource
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,10 @@ ENTRY_FILE = "entry.json"
 MODEL_DIR = "model"
 BASELINE_FILE = "baseline.json"
 NO_BASELINE_FILE = "baseline.missing"
+COMPILED_FILE = "forest.npz"
+"""A forest's node arrays (:class:`mlops_serving.fastpath.CompiledForest`), written once the
+estimator loaded from the version's files has been checked against it: later starts load these
+with numpy alone instead of scikit-learn and skops."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class CachedVersion:
     baseline: Any | None
     """The baseline statistics as stored (JSON), or None when the run has none."""
     baseline_missing_reason: str
+    compiled: Path | None = None
+    """The entry's :data:`COMPILED_FILE`, when there is one."""
 
 
 class ModelCache:
@@ -75,12 +81,28 @@ class ModelCache:
             return None
         if entry.get("name") != name or str(entry.get("version")) != version:
             return None
-        return CachedVersion(name, version, str(entry["run_id"]), path / MODEL_DIR, baseline, missing)
+        compiled = path / COMPILED_FILE
+        return CachedVersion(name, version, str(entry["run_id"]), path / MODEL_DIR, baseline, missing,
+                             compiled if compiled.is_file() else None)
+
+    def put_compiled(self, cached: CachedVersion, write: Any) -> None:
+        """Add :data:`COMPILED_FILE` to a cached version: ``write(path)`` writes it to a staging file
+        renamed into place (a crash leaves none). A read-only cache keeps the entry as it is."""
+        path = self._path(cached.name, cached.version)
+        staged = path / f".{COMPILED_FILE}.{os.getpid()}.tmp"
+        try:
+            write(staged)
+            os.replace(staged, path / COMPILED_FILE)
+        except OSError as exc:
+            log.warning("model cache %s not writable (%s); %s v%s loads with scikit-learn at the next start too",
+                        self.root, exc, cached.name, cached.version)
+        finally:
+            staged.unlink(missing_ok=True)
 
     def evict(self, name: str, version: str) -> None:
         shutil.rmtree(self._path(name, version), ignore_errors=True)
 
-    def refresh_baseline(self, registry: Registry, cached: CachedVersion, baseline_artifact: str) -> CachedVersion:
+    def refresh_baseline(self, registry: VersionSource, cached: CachedVersion, baseline_artifact: str) -> CachedVersion:
         """``cached``, with the baseline statistics its run holds now: unlike the model's files, a
         baseline can be attached after registration (``mlops baseline create``), so an entry cached
         without one asks the registry again. The registry's errors are the caller's."""
@@ -101,7 +123,8 @@ class ModelCache:
                         cached.name, cached.version)
         return replace(cached, baseline=json.loads(raw), baseline_missing_reason="")
 
-    def put(self, registry: Registry, name: str, version: str, run_id: str, baseline_artifact: str) -> CachedVersion:
+    def put(self, registry: VersionSource, name: str, version: str, run_id: str,
+            baseline_artifact: str) -> CachedVersion:
         """Download ``name`` version ``version`` (model folder and baseline) into the cache.
 
         A baseline the run does not have is recorded as missing only when the run's artifact

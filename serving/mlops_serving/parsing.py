@@ -4,9 +4,11 @@ Decoding and validating a large JSON or CSV body is CPU work in C calls that hol
 decodes a hundred thousand strings in one call): in a worker thread it still holds up the event
 loop, and so every other request of this one-process server, for hundreds of milliseconds. So a
 body of :data:`~mlops_serving.protocols.tabular.LARGE_BODY` bytes or more is parsed in a small
-pool of processes (``MLOPS_SERVING_PARSE_PROCESSES``, started with the app and reniced, so that
-the server's own process wins a busy CPU), which first refuses, by a linear count, more values
-than the row limit can need (:func:`~mlops_serving.protocols.tabular.check_volume`). The pool
+pool of processes (``MLOPS_SERVING_PARSE_PROCESSES``, reniced, so that the server's own process
+wins a busy CPU; started once the models are ready, or by the first large body if that comes
+first, so that it does not compete with loading them for the CPU at cold start), which first
+refuses, by a linear count, more values than the row limit can need
+(:func:`~mlops_serving.protocols.tabular.check_volume`). The pool
 gets the bytes and the model's :class:`~mlops_serving.protocols.tabular.ModelInputs` and returns
 the parsed request (numpy arrays) or the same 4xx error an inline parse raises. A smaller body
 costs at most a few milliseconds and is parsed inline: no inter-process hop on the hot path.
@@ -79,6 +81,9 @@ class BodyParser:
     def __init__(self, processes: int) -> None:
         self.processes = processes
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._warming = False
+        self._stopped = False
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         # spawn, not fork: the server has threads (fork would copy their locks mid-use)
@@ -88,14 +93,29 @@ class BodyParser:
         )
 
     def start(self) -> None:
-        """Start the pool and warm every process up in the background (the server is ready meanwhile;
-        a large body that arrives first waits for its process)."""
-        self._pool = self._new_pool()
-        for _ in range(self.processes):
-            self._pool.submit(warm_up)
-        warm_up()  # this process parses the small bodies
+        """Start the pool and warm every process up in the background, and this process in a thread
+        (what the server parses inline). Called once the models are ready, not at start-up: the
+        spawned interpreters and the pandas import would compete with loading them for the CPU."""
+        with self._lock:
+            if self._pool is None and not self._stopped:
+                self._pool = self._new_pool()
+                for _ in range(self.processes):
+                    self._pool.submit(warm_up)
+        if not self._warming:
+            self._warming = True
+            threading.Thread(target=warm_up, name="parser-warm-up", daemon=True).start()
+
+    def _running_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:  # a large body before the models are ready (e.g. a 503 to come)
+            self.start()
+        pool = self._pool
+        if pool is None:
+            raise ParserUnavailableError("the server is stopping")
+        return pool
 
     async def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
@@ -105,9 +125,7 @@ class BodyParser:
         bound on the values it holds (``max_rows`` rows of ``width`` features), in the pool."""
         if len(body) < LARGE_BODY:
             return fn(body, *args)
-        pool = self._pool
-        if pool is None:  # pragma: no cover - requests are served between start() and stop()
-            raise ParserUnavailableError("the server is not started")
+        pool = self._running_pool()
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 pool, functools.partial(_bounded, body, max_rows, width, fn, *args)

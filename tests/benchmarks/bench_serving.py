@@ -10,6 +10,12 @@ latency, server CPU time per request (utime+stime of the server's process tree f
 resident memory.
 
     python tests/benchmarks/bench_serving.py [--duration 10] [--server-core 0] [--client-core 1]
+        [--before /path/to/checkout] [--no-mlflow] [--concurrency 1,8,64] [--rows 1,64]
+
+With ``--before DIR`` a fourth server, ``before``, runs the mlops_serving of another checkout (e.g.
+the main branch) on the same model. The servers take turns at each payload and concurrency (warm-up,
+then measurement, one server after the other), so a change of the machine's load between
+measurements hits them alike; compare the ratios of one run.
 
 Needs wrk (``apt-get install wrk``), taskset, full mlflow (the embedded store) and the serving extra.
 """
@@ -43,8 +49,9 @@ WINE_ROWS = [  # one row per cultivar, from sklearn's wine dataset
     [12.37, 0.94, 1.36, 10.6, 88.0, 1.98, 0.57, 0.28, 0.42, 1.95, 1.05, 1.82, 520.0],
     [12.86, 1.35, 2.32, 18.0, 122.0, 1.51, 1.25, 0.21, 0.94, 4.1, 0.76, 1.29, 630.0],
 ]
-CONCURRENCY = (1, 8, 64)
-ROWS = (1, 64)
+CONCURRENCY: tuple[int, ...] = (1, 8, 64)
+PACKAGES = ("infra", "drift", "workflows", "serving")
+ROWS: tuple[int, ...] = (1, 64)
 
 WRK_SCRIPT = r"""
 wrk.method = "POST"
@@ -171,28 +178,30 @@ def run_wrk(url: str, body: Path, script: Path, concurrency: int, seconds: float
     return parsed
 
 
-def measure(name: str, url: str, pid: int, bodies: dict[int, Path], script: Path, seconds: float,
+def measure(servers: list[tuple[str, str, int]], bodies: dict[int, Path], script: Path, seconds: float,
             client_core: int) -> list[Result]:
+    """Each payload and concurrency, the servers (name, url, pid) one after the other."""
     results = []
     for rows in ROWS:
         for concurrency in CONCURRENCY:
-            run_wrk(url, bodies[rows], script, concurrency, min(2.0, seconds), client_core)  # warm up
-            before = cpu_seconds(pid)
-            stats = run_wrk(url, bodies[rows], script, concurrency, seconds, client_core)
-            used = cpu_seconds(pid) - before
-            requests = max(stats["requests"], 1)
-            result = Result(
-                server=name, rows=rows, concurrency=concurrency,
-                rps=stats["requests"] / (stats["duration_us"] / 1e6),
-                p50_ms=stats["p50_us"] / 1000, p99_ms=stats["p99_us"] / 1000,
-                cpu_ms_per_request=used * 1000 / requests, rss_mib=rss_mib(pid),
-                errors=stats["non2xx"] + stats["socket_errors"],
-            )
-            print(f"  {name:<7} rows={rows:<3} c={concurrency:<3} {result.rps:9.1f} req/s  "
-                  f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
-                  f"cpu {result.cpu_ms_per_request:6.3f} ms/req  rss {result.rss_mib:6.0f} MiB"
-                  + (f"  errors {result.errors}" if result.errors else ""), file=sys.stderr, flush=True)
-            results.append(result)
+            for name, url, pid in servers:
+                run_wrk(url, bodies[rows], script, concurrency, min(2.0, seconds), client_core)  # warm up
+                before = cpu_seconds(pid)
+                stats = run_wrk(url, bodies[rows], script, concurrency, seconds, client_core)
+                used = cpu_seconds(pid) - before
+                requests = max(stats["requests"], 1)
+                result = Result(
+                    server=name, rows=rows, concurrency=concurrency,
+                    rps=stats["requests"] / (stats["duration_us"] / 1e6),
+                    p50_ms=stats["p50_us"] / 1000, p99_ms=stats["p99_us"] / 1000,
+                    cpu_ms_per_request=used * 1000 / requests, rss_mib=rss_mib(pid),
+                    errors=stats["non2xx"] + stats["socket_errors"],
+                )
+                print(f"  {name:<7} rows={rows:<3} c={concurrency:<3} {result.rps:9.1f} req/s  "
+                      f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+                      f"cpu {result.cpu_ms_per_request:6.3f} ms/req  rss {result.rss_mib:6.0f} MiB"
+                      + (f"  errors {result.errors}" if result.errors else ""), file=sys.stderr, flush=True)
+                results.append(result)
     return results
 
 
@@ -211,34 +220,55 @@ def table(results: list[Result]) -> str:
 
 
 def verdict(results: list[Result]) -> str:
-    def get(server: str, rows: int, c: int) -> Result:
-        return next(r for r in results if (r.server, r.rows, r.concurrency) == (server, rows, c))
+    def get(server: str, rows: int, c: int) -> Result | None:
+        return next((r for r in results if (r.server, r.rows, r.concurrency) == (server, rows, c)), None)
 
-    ours64, theirs64 = get("mlops", 1, 64), get("mlflow", 1, 64)
-    ours1, theirs1 = get("mlops", 1, 1), get("mlflow", 1, 1)
+    checks: list[tuple[str, bool]] = []
+    ours1, ours64 = get("mlops", 1, 1), get("mlops", 1, 64)
     bare1, bare64 = get("bare", 1, 1), get("bare", 1, 64)
-    checks = [
-        (f"1-row c=1 throughput {ours1.rps / bare1.rps:.0%} of bare FastAPI's (target >= 70%)",
-         ours1.rps >= 0.7 * bare1.rps),
-        (f"1-row c=64 throughput {ours64.rps / bare64.rps:.0%} of bare FastAPI's (reference: 164%)", True),
-        (f"1-row c=64 throughput {ours64.rps / theirs64.rps:.1f}x mlflow (target >= 5x)",
-         ours64.rps >= 5 * theirs64.rps),
-        (f"1-row c=64 p99 {ours64.p99_ms:.1f} ms (target <= 50 ms)", ours64.p99_ms <= 50),
-        (f"1-row c=1 p50 {ours1.p50_ms:.2f} ms vs mlflow {theirs1.p50_ms:.2f} ms (target: no worse)",
-         ours1.p50_ms <= theirs1.p50_ms),
-        (f"1-row c=64 CPU/request {ours64.cpu_ms_per_request / theirs64.cpu_ms_per_request:.2f} of mlflow's "
-         "(target <= 0.25)", ours64.cpu_ms_per_request <= 0.25 * theirs64.cpu_ms_per_request),
-    ]
+    theirs1, theirs64 = get("mlflow", 1, 1), get("mlflow", 1, 64)
+    before1, before64 = get("before", 1, 1), get("before", 1, 64)
+    if ours1 and bare1:
+        checks.append((f"1-row c=1 throughput {ours1.rps / bare1.rps:.0%} of bare FastAPI's (target >= 70%)"
+                       + (f"; before: {before1.rps / bare1.rps:.0%}" if before1 else ""),
+                       ours1.rps >= 0.7 * bare1.rps))
+    if ours64 and bare64:
+        checks.append((f"1-row c=64 throughput {ours64.rps / bare64.rps:.0%} of bare FastAPI's (reference: 164%)"
+                       + (f"; before: {before64.rps / bare64.rps:.0%}" if before64 else ""), True))
+    if ours64 and before64:
+        checks.append((f"1-row c=64 throughput {ours64.rps / before64.rps:.0%} of before's (target >= 95%)",
+                       ours64.rps >= 0.95 * before64.rps))
+    if ours64 and theirs64:
+        checks += [
+            (f"1-row c=64 throughput {ours64.rps / theirs64.rps:.1f}x mlflow (target >= 5x)",
+             ours64.rps >= 5 * theirs64.rps),
+            (f"1-row c=64 CPU/request {ours64.cpu_ms_per_request / theirs64.cpu_ms_per_request:.2f} of mlflow's "
+             "(target <= 0.25)", ours64.cpu_ms_per_request <= 0.25 * theirs64.cpu_ms_per_request),
+        ]
+    if ours64:
+        checks.append((f"1-row c=64 p99 {ours64.p99_ms:.1f} ms (target <= 50 ms)", ours64.p99_ms <= 50))
+    if ours1 and theirs1:
+        checks.append((f"1-row c=1 p50 {ours1.p50_ms:.2f} ms vs mlflow {theirs1.p50_ms:.2f} ms (target: no worse)",
+                       ours1.p50_ms <= theirs1.p50_ms))
     return "\n".join(f"[{'ok' if passed else 'MISS'}] {text}" for text, passed in checks)
 
 
 def main() -> int:
+    global CONCURRENCY, ROWS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (default 10)")
     parser.add_argument("--server-core", type=int, default=0, help="CPU the servers are pinned to")
     parser.add_argument("--client-core", type=int, default=1, help="CPU wrk is pinned to")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--before", help="another checkout whose mlops_serving is measured too (e.g. main)")
+    parser.add_argument("--no-mlflow", action="store_true", help="leave out `mlflow models serve`")
+    parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)),
+                        help="comma-separated connection counts (default %(default)s)")
+    parser.add_argument("--rows", default=",".join(map(str, ROWS)), help="comma-separated rows per request "
+                        "(default %(default)s)")
     args = parser.parse_args()
+    CONCURRENCY = tuple(int(c) for c in args.concurrency.split(","))
+    ROWS = tuple(int(r) for r in args.rows.split(","))
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             print(f"error: {tool} is not installed (apt-get install {tool})", file=sys.stderr)
@@ -261,40 +291,54 @@ def main() -> int:
             bodies[rows] = workdir / f"body-{rows}.json"
             bodies[rows].write_text(json.dumps({"dataframe_split": {"columns": FEATURES, "data": data}}))
 
-        ours_port, mlflow_port, bare_port = free_port(), free_port(), free_port()
         core = str(args.server_core)
-        ours = subprocess.Popen(
-            ["taskset", "-c", core, sys.executable, "-m", "mlops_serving"], cwd=workdir,
-            env={**env, "MLOPS_SERVING_MODELS": f"{MODEL}:1", "MLOPS_SERVING_AUTH": "off",
-                 "MLOPS_SERVING_PORT": str(ours_port), "MLOPS_SERVING_LOG_LEVEL": "WARNING"},
-            stdout=(workdir / "mlops.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        procs.append(ours)
-        theirs = subprocess.Popen(
-            ["taskset", "-c", core, str(bin_dir / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}/1",
-             "--env-manager", "local", "--workers", "1", "-h", "127.0.0.1", "-p", str(mlflow_port)],
-            cwd=workdir, env={**env, "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-                              "PATH": f"{bin_dir}:{env.get('PATH', '')}"},
-            stdout=(workdir / "mlflow.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        procs.append(theirs)
+        servers: list[tuple[str, str, int]] = []  # name, prediction URL, pid
+        waits: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+        def mlops(name: str, source: Path | None) -> None:
+            port = free_port()
+            run_env = {**env, "MLOPS_SERVING_MODELS": f"{MODEL}:1", "MLOPS_SERVING_AUTH": "off",
+                       "MLOPS_SERVING_PORT": str(port), "MLOPS_SERVING_LOG_LEVEL": "WARNING",
+                       "MLOPS_SERVING_MODEL_CACHE_DIR": str(workdir / f"cache-{name}")}
+            if source is not None:
+                run_env["PYTHONPATH"] = os.pathsep.join(str(source / p) for p in PACKAGES)
+            proc = subprocess.Popen(
+                ["taskset", "-c", core, sys.executable, "-m", "mlops_serving"], cwd=workdir, env=run_env,
+                stdout=(workdir / f"{name}.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            procs.append(proc)
+            servers.append((name, f"http://127.0.0.1:{port}/invocations", proc.pid))
+            waits.append((f"http://127.0.0.1:{port}/readyz", proc))
+
+        mlops("mlops", None)
+        if args.before:
+            mlops("before", Path(args.before))
+        if not args.no_mlflow:
+            mlflow_port = free_port()
+            theirs = subprocess.Popen(
+                ["taskset", "-c", core, str(bin_dir / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}/1",
+                 "--env-manager", "local", "--workers", "1", "-h", "127.0.0.1", "-p", str(mlflow_port)],
+                cwd=workdir, env={**env, "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+                                  "PATH": f"{bin_dir}:{env.get('PATH', '')}"},
+                stdout=(workdir / "mlflow.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            procs.append(theirs)
+            servers.append(("mlflow", f"http://127.0.0.1:{mlflow_port}/invocations", theirs.pid))
+            waits.append((f"http://127.0.0.1:{mlflow_port}/ping", theirs))
+        bare_port = free_port()
         (workdir / "bare_app.py").write_text(BARE_APP)
         bare = subprocess.Popen(
             ["taskset", "-c", core, sys.executable, str(workdir / "bare_app.py"), str(bare_port)], cwd=workdir,
             env=env, stdout=(workdir / "bare.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         procs.append(bare)
-        wait_ready(f"http://127.0.0.1:{ours_port}/readyz", ours)
-        wait_ready(f"http://127.0.0.1:{mlflow_port}/ping", theirs)
-        wait_ready(f"http://127.0.0.1:{bare_port}/docs", bare)
-        print(f"both servers up (server core {core}, wrk core {args.client_core}); "
+        servers.append(("bare", f"http://127.0.0.1:{bare_port}/invocations", bare.pid))
+        waits.append((f"http://127.0.0.1:{bare_port}/docs", bare))
+        for url, proc in waits:
+            wait_ready(url, proc)
+        print(f"{len(servers)} servers up (server core {core}, wrk core {args.client_core}); "
               f"{args.duration:g}s per measurement", file=sys.stderr, flush=True)
-        results = measure("mlops", f"http://127.0.0.1:{ours_port}/invocations", ours.pid, bodies, script,
-                          args.duration, args.client_core)
-        results += measure("mlflow", f"http://127.0.0.1:{mlflow_port}/invocations", theirs.pid, bodies, script,
-                           args.duration, args.client_core)
-        results += measure("bare", f"http://127.0.0.1:{bare_port}/invocations", bare.pid, bodies, script,
-                           args.duration, args.client_core)
+        results = measure(servers, bodies, script, args.duration, args.client_core)
         print(table(results))
         print()
         print(verdict(results))

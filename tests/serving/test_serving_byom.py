@@ -101,6 +101,70 @@ def _tensor(name: str, data: Any, datatype: str = "FP64") -> dict[str, Any]:
     return {"name": name, "shape": list(array.shape), "datatype": datatype, "data": array.reshape(-1).tolist()}
 
 
+HTTP_DOWNLOAD = """
+import json, sys
+from pathlib import Path
+from mlops_platform.errors import NotFoundError
+from mlops_platform.settings import load_settings
+from mlops_serving import registry_http
+from mlops_serving.modelcache import ModelCache
+from mlops_serving.runtime import load_model
+from mlops_serving.settings import ModelRef, ServingSettings
+
+def no_mlflow():
+    raise AssertionError("MLflow's client was asked")
+
+settings = load_settings(ServingSettings)
+source = registry_http.HttpRegistry(settings, no_mlflow)
+cache = ModelCache(Path(sys.argv[1]), settings.effective_tracking_uri)
+models = {}
+for name in sys.argv[2:]:
+    model = load_model(source, ModelRef(name, 1), cache)
+    models[name] = {"run_id": model.run_id, "features": model.feature_names,
+                    "labels": model.predict(model.probe_rows()).labels.tolist()}
+try:
+    source.get_version(sys.argv[2], version=99)
+    missing = ""
+except NotFoundError as exc:
+    missing = str(exc)
+print(json.dumps({"usable": registry_http.usable(settings), "mlflow": "mlflow" in sys.modules,
+                  "models": models, "missing": missing}))
+"""
+
+
+def test_a_download_asks_the_tracking_server_over_http_without_importing_mlflow(registry: Registry,
+                                                                              tmp_path: Path) -> None:
+    """A new pod's download (registry, files, baseline) goes over MLflow's REST API and the artifact
+    proxy: the same files as MLflow's client downloads, and no ``import mlflow``."""
+    names = ("nb-columns", "nb-tensor")
+    env = registry.env(MLOPS_SERVING_MODELS="nb-columns:1", MLOPS_SERVING_AUTH="off")
+    result = subprocess.run([sys.executable, "-c", HTTP_DOWNLOAD, str(tmp_path / "cache"), *names],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["usable"] is True and out["mlflow"] is False
+    assert out["missing"] == "model 'nb-columns' has no version 99"
+    for name in names:
+        version = requests.get(f"{registry.tracking_uri}/api/2.0/mlflow/model-versions/get",
+                               params={"name": name, "version": "1"}, timeout=30).json()["model_version"]
+        assert out["models"][name]["run_id"] == version["run_id"]
+        entry = next((tmp_path / "cache").glob(f"*/{name}/1"))
+        assert (entry / "baseline.missing").is_file()  # the run lists no baseline: recorded as missing
+        mlflows = subprocess.run(  # MLflow's own client, in a clean environment
+            [sys.executable, "-c", "import sys; from mlflow.artifacts import download_artifacts; "
+             "print(download_artifacts(artifact_uri=sys.argv[1], dst_path=sys.argv[2]))", f"models:/{name}/1",
+             str(tmp_path / name)], capture_output=True, text=True, timeout=300, env=env)
+        assert mlflows.returncode == 0, mlflows.stderr
+        theirs = Path(mlflows.stdout.strip().splitlines()[-1])
+        ours = {p.relative_to(entry / "model"): p.read_bytes() for p in (entry / "model").rglob("*") if p.is_file()}
+        expected = {p.relative_to(theirs): p.read_bytes() for p in theirs.rglob("*") if p.is_file()}
+        assert set(ours) == set(expected), name
+        for path, data in expected.items():
+            if path.name != "registered_model_meta":  # same YAML, quoted differently
+                assert ours[path] == data, (name, path)
+    assert out["models"]["nb-columns"]["features"] == registry.columns
+
+
 # -- readiness, metadata and the start-up log --------------------------------------------------------
 
 

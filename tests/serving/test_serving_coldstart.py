@@ -68,8 +68,10 @@ def no_registry():
 
 cache = ModelCache(Path(sys.argv[1]), sys.argv[2])
 model = load_model(no_registry, ModelRef("wine-classifier", 1), cache)
-print(json.dumps({"mlflow": "mlflow" in sys.modules, "features": model.feature_names,
-                  "run_id": model.run_id, "baseline": model.baseline is not None}))
+heavy = sorted(m for m in ("mlflow", "sklearn", "scipy", "skops", "pandas", "pyarrow") if m in sys.modules)
+print(json.dumps({"heavy": heavy, "features": model.feature_names, "run_id": model.run_id,
+                  "baseline": model.baseline is not None, "compiled": type(model.estimator).__name__,
+                  "proba": model.predict(model.probe_rows()).probabilities.tolist()}))
 """
 
 
@@ -96,6 +98,7 @@ def test_a_cached_version_is_served_without_the_registry(trained_store: Any, tmp
     entries = list(cache.glob(f"*/{WINE}/1/entry.json"))
     assert len(entries) == 1 and (entries[0].parent / "model" / "MLmodel").is_file()
     assert (entries[0].parent / "baseline.json").is_file()
+    assert (entries[0].parent / "forest.npz").is_file()  # checked against the estimator, then stored
     assert json.loads(entries[0].read_text())["run_id"] == metadata["parameters"]["run_id"]
 
     (home / "mlflow.db").rename(tmp_path / "mlflow.db.away")  # no registry any more
@@ -116,25 +119,43 @@ def test_a_cached_version_is_served_without_the_registry(trained_store: Any, tmp
     finally:
         alias.stop()
 
-    # in process: the cached load imports no MLflow and asks no registry
+    # in process: the cached load asks no registry and imports neither MLflow nor scikit-learn
+    # (nor SciPy, skops, pandas): the forest comes from its compiled arrays
     uri = f"sqlite:///{(home / 'mlflow.db').resolve()}"
     result = subprocess.run([sys.executable, "-c", CACHED_LOAD, str(cache), uri], capture_output=True, text=True,
                             timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
-    assert loaded == {"mlflow": False, "features": wine_features(), "run_id": metadata["parameters"]["run_id"],
-                      "baseline": True}
+    probe = np.asarray(loaded.pop("proba"))
+    assert loaded == {"heavy": [], "features": wine_features(), "run_id": metadata["parameters"]["run_id"],
+                      "baseline": True, "compiled": "CompiledForest"}
+    assert np.array_equal(probe, wine_model.predict_proba(_probe_rows(entries[0].parent)))
+
+
+def _probe_rows(entry: Path) -> Any:
+    from mlops_drift.baseline import BaselineStatistics
+    from mlops_serving.runtime import LoadedModel
+    from mlops_serving.settings import ModelRef
+
+    baseline = BaselineStatistics.model_validate_json((entry / "baseline.json").read_text())
+    model = LoadedModel(name=WINE, version="1", run_id="r", ref=ModelRef(WINE, 1), estimator=None,
+                        feature_names=wine_features(), baseline=baseline)
+    return model.probe_rows()
 
 
 def test_a_damaged_cache_entry_is_downloaded_again(trained_store: Any, tmp_path: Path) -> None:
+    from mlops_serving.fastpath import CompiledForest
+
     cache = tmp_path / "cache"
     env = trained_store.env(MLOPS_SERVING_AUTH="off", MLOPS_SERVING_MODEL_CACHE_DIR=str(cache),
                             MLOPS_SERVING_PREDLOG_SAMPLE_RATE="0", MLOPS_SERVING_MODELS=f"{WINE}:1")
     server = start_server(tmp_path, env)
     server.stop()
     entry = next(cache.glob(f"*/{WINE}/1"))
-    for damage in ("model file", "no baseline"):
-        if damage == "model file":
+    for damage in ("model file", "no baseline", "compiled forest"):
+        if damage == "compiled forest":  # used instead of the model file: damaged, the estimator is loaded
+            (entry / "forest.npz").write_bytes(b"PK\x03\x04 not a zip")
+        elif damage == "model file":
             (entry / "model" / "MLmodel").write_text("corrupt: [")
         else:  # as if a start died part-way: neither the baseline nor the "missing" marker
             (entry / "baseline.json").unlink()
@@ -146,3 +167,4 @@ def test_a_damaged_cache_entry_is_downloaded_again(trained_store: Any, tmp_path:
             server.stop()
         assert (entry / "baseline.json").is_file(), damage
         assert "corrupt" not in (entry / "model" / "MLmodel").read_text(), damage
+        assert CompiledForest.load(entry / "forest.npz").n_features_in_ == len(wine_features()), damage  # again

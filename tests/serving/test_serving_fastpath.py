@@ -8,7 +8,7 @@ from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
 
 from mlops_serving import runtime
-from mlops_serving.fastpath import forest_proba
+from mlops_serving.fastpath import CompiledForest, forest_proba
 from mlops_serving.runtime import LoadedModel
 from mlops_serving.settings import ModelRef
 
@@ -53,3 +53,52 @@ def test_loaded_model_uses_the_fast_path_only_after_checking_it(monkeypatch: pyt
     refused.enable_fast_path()
     assert refused.proba_fn is None
     assert np.array_equal(refused.predict(x).probabilities, forest.predict_proba(x))
+
+
+@pytest.mark.parametrize("loader", [load_wine, load_breast_cancer])
+@pytest.mark.parametrize("cls", [RandomForestClassifier, ExtraTreesClassifier])
+def test_compiled_forest_equals_the_estimator_bit_for_bit(loader, cls, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    x, y = loader(return_X_y=True)
+    names = np.asarray(["class-" + str(label) for label in y])  # string classes are stored too
+    model = cls(n_estimators=30, random_state=0).fit(x, names)
+    compiled = CompiledForest.from_estimator(model)
+    assert compiled is not None
+    compiled.save(tmp_path / "forest.npz")
+    loaded = CompiledForest.load(tmp_path / "forest.npz")
+    rng = np.random.default_rng(1)
+    spread = x.min(axis=0) + (x.max(axis=0) - x.min(axis=0)) * rng.uniform(-0.2, 1.2, size=(500, x.shape[1]))
+    for rows in (x[:1], x[:64], x, spread):
+        assert np.array_equal(loaded.predict_proba(rows), model.predict_proba(rows))
+        assert np.array_equal(loaded.predict(rows), model.predict(rows))
+    assert loaded.n_features_in_ == x.shape[1] and list(loaded.classes_) == list(model.classes_)
+
+
+def test_compiled_forest_sends_missing_values_where_the_trees_do() -> None:
+    x, y = load_wine(return_X_y=True)
+    holes = x.copy()
+    holes[::3, 6] = np.nan  # trees grown with missing values learn where NaN goes at each split
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(holes, y)
+    compiled = CompiledForest.from_estimator(model)
+    assert compiled is not None
+    for rows in (holes, x):
+        assert np.array_equal(compiled.predict_proba(rows), model.predict_proba(rows))
+    plain = CompiledForest.from_estimator(RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y))
+    assert plain is not None
+    fast = forest_proba(RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y))
+    assert fast is not None
+    assert np.array_equal(plain.predict_proba(holes), fast(holes))  # NaN goes right, as in Tree.apply
+
+
+def test_compiled_forest_refuses_other_estimators_and_damaged_arrays(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    x, y = load_wine(return_X_y=True)
+    assert CompiledForest.from_estimator(GradientBoostingClassifier(n_estimators=5).fit(x, y)) is None
+    compiled = CompiledForest.from_estimator(RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y))
+    assert compiled is not None
+    arrays = dict(compiled.arrays)
+    arrays["left"] = arrays["left"] + len(arrays["left"])  # a child outside the forest
+    with pytest.raises(ValueError, match="out of range"):
+        CompiledForest(arrays)
+    with pytest.raises(ValueError, match="format"):
+        CompiledForest({**compiled.arrays, "format": np.asarray(99)})
+    with pytest.raises(ValueError, match="features"):
+        compiled.predict_proba(x[:, :5])

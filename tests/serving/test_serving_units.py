@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -266,6 +267,51 @@ def test_unbatched_predictor() -> None:
     results = asyncio.run(scenario())
     assert [r.labels.tolist() for r in results] == [[1.0], [0.0, 0.0]]
     assert sorted(predict.calls) == [1, 2]
+
+
+class ThreadRecorder(Recorder):
+    """A Recorder that also notes whether each call ran on the event loop's thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_loop: list[bool] = []
+        self.loop_thread = threading.get_ident()
+
+    def __call__(self, x: Any) -> Prediction:
+        self.on_loop.append(threading.get_ident() == self.loop_thread)
+        return super().__call__(x)
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_lone_small_requests_are_predicted_on_the_loop_and_bursts_still_batch(batching: bool) -> None:
+    predict = ThreadRecorder()
+    burst = [np.full((1, 3), float(i)) for i in range(20)]
+
+    def make() -> Predictor:
+        if batching:
+            return MicroBatcher(predict, _executor(), window_s=5.0, max_rows=1000, inline_rows=4)
+        return Predictor(predict, _executor(), inline_rows=4)
+
+    async def one(batcher: Predictor, features: Any) -> Prediction:
+        with batcher.arrival() as arrival:  # no await before submit: as a body read without waiting
+            return await arrival.submit(features)
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        batcher = make()
+        try:
+            lone = [await one(batcher, np.full((rows, 3), 7.0)) for rows in (1, 4, 5)]
+            together = await asyncio.gather(*(one(batcher, f) for f in burst))
+            return lone, list(together)
+        finally:
+            await batcher.stop()
+
+    lone, together = asyncio.run(scenario())
+    assert [r.labels.tolist() for r in lone] == [[7.0], [7.0] * 4, [7.0] * 5]
+    assert predict.on_loop[:3] == [True, True, False]  # up to inline_rows rows; more go to the thread
+    assert [r.labels.tolist() for r in together] == [[float(i)] for i in range(20)]
+    assert not any(predict.on_loop[3:])  # a burst never runs on the loop
+    if batching:
+        assert len(predict.calls) - 3 < len(burst)  # and is still batched
 
 
 # -- API keys ---------------------------------------------------------------------------------------------------

@@ -255,10 +255,12 @@ def frame_to_matrix(columns: Sequence[Any], data: Any, names: Sequence[str], fie
                     maybe_bool: bool = True) -> Matrix:
     """Columns plus rows (pandas 'split' orient), reordered to signature order."""
     column_names = [str(c) for c in columns]
-    check_names(column_names, names, f"{field}.columns")
+    in_order = column_names == list(names)  # the usual case; names are unique, so nothing to check
+    if not in_order:
+        check_names(column_names, names, f"{field}.columns")
     if not isinstance(data, list):
         raise InvalidInputError(f"{field}.data: expected a list of rows, got {_kind(data)}", field=f"{field}.data")
-    if column_names == list(names):
+    if in_order:
         return rows_to_matrix(data, names, f"{field}.data", maybe_bool)
     order = [column_names.index(name) for name in names]
     matrix = rows_to_matrix(data, column_names, f"{field}.data", maybe_bool)
