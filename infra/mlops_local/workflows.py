@@ -12,8 +12,9 @@ and runs its entrypoint as the workflow controller would:
   ``dependencies``; a task whose ``depends`` is false is Omitted; after a failure no new task starts,
   as Argo's ``failFast``); ``when`` (:mod:`mlops_local.argoexpr`); ``withParam`` / ``withItems``
   with ``{{item}}`` (at most ``spec.parallelism`` pods at once); ``continueOn.failed``; step outputs
-  ``{{tasks|steps.<name>.exitCode}}``, ``.outputs.result`` (the container's standard output) and
-  ``.status``; ``retryStrategy`` (the template's, else ``templateDefaults``): ``limit``,
+  ``{{tasks|steps.<name>.exitCode}}``, ``.outputs.result`` (the container's standard output),
+  ``.outputs.parameters.<name>`` (a container's ``valueFrom.path`` on one of its volumes, with its
+  ``default``; without one a missing file errors the node) and ``.status``; ``retryStrategy`` (the template's, else ``templateDefaults``): ``limit``,
   ``retryPolicy``, ``expression`` on ``lastRetry.exitCode|status|duration``, and ``backoff`` whose
   durations are multiplied by the one time factor (``MLOPS_LOCAL_TIME_SCALE``);
   ``activeDeadlineSeconds`` of a container template is its timeout;
@@ -71,7 +72,8 @@ _SPEC_CLUSTER = {"activeDeadlineSeconds", "workflowMetadata", "podMetadata", "po
                  "priorityClassName", "ttlStrategy",
                  "podGC", "synchronization", "securityContext", "volumes", "tolerations", "affinity",
                  "nodeSelector", "podDisruptionBudget", "archiveLogs", "artifactGC", "imagePullSecrets"}
-_TEMPLATE_RUN = {"name", "inputs", "container", "steps", "dag", "retryStrategy", "activeDeadlineSeconds"}
+_TEMPLATE_RUN = {"name", "inputs", "outputs", "container", "steps", "dag", "retryStrategy",
+                 "activeDeadlineSeconds"}
 _TEMPLATE_CLUSTER = {"metadata", "nodeSelector", "tolerations", "affinity", "priorityClassName", "securityContext",
                      "podSpecPatch", "serviceAccountName", "synchronization", "timeout"}
 _TEMPLATE_DEFAULTS = {"retryStrategy", "activeDeadlineSeconds", *_TEMPLATE_CLUSTER}
@@ -99,6 +101,7 @@ class Node:
     seconds: float = 0.0
     children: list[Node] = field(default_factory=list)
     pod: bool = False
+    outputs: dict[str, str] = field(default_factory=dict)  # output parameters (valueFrom.path)
 
     def pods(self) -> list[Node]:
         out = [self] if self.pod or self.phase in ("Skipped", "Omitted") else []
@@ -109,7 +112,7 @@ class Node:
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "template": self.template, "phase": self.phase, "exit_code": self.exit_code,
                 "attempts": self.attempts, "command": self.command, "seconds": round(self.seconds, 2),
-                "message": self.message[-500:], "result": self.result[-2000:]}
+                "message": self.message[-500:], "result": self.result[-2000:], "outputs": dict(self.outputs)}
 
 
 @dataclass
@@ -263,6 +266,12 @@ class LocalArgo:
             if len(kinds) != 1:
                 raise UnsupportedFeature(f"{where}: runs no container, steps or dag")
             _check_keys(tmpl.get("inputs") or {}, {"parameters", "artifacts"}, f"{where} inputs")
+            _check_keys(tmpl.get("outputs") or {}, {"parameters"}, f"{where} outputs")
+            for parameter in (tmpl.get("outputs") or {}).get("parameters", []):
+                source = parameter.get("valueFrom") or {}
+                if "container" not in tmpl or "path" not in source or set(source) - {"path", "default"}:
+                    raise UnsupportedFeature(f"{where}: output parameter {parameter.get('name')!r} is not a "
+                                             "container's valueFrom.path")
             for artifact in (tmpl.get("inputs") or {}).get("artifacts", []):
                 if "git" not in artifact:
                     raise UnsupportedFeature(f"{where}: input artifact {artifact.get('name')!r} is not a git artifact")
@@ -388,7 +397,7 @@ class LocalArgo:
                 parent.message, parent.children = child.message, child.children
                 parent.pod, parent.command, parent.attempts, parent.seconds = (
                     child.pod, child.command, child.attempts, child.seconds)
-                parent.name = child.name
+                parent.name, parent.outputs = child.name, child.outputs
             else:
                 bad = [c for c in parent.children if c.phase not in _DONE_OK]
                 parent.phase = "Failed" if bad else "Succeeded"
@@ -396,6 +405,8 @@ class LocalArgo:
             scope[f"{key}.status"] = parent.phase
             scope[f"{key}.exitCode"] = "" if parent.exit_code is None else str(parent.exit_code)
             scope[f"{key}.outputs.result"] = parent.result
+            for output, value in parent.outputs.items():
+                scope[f"{key}.outputs.parameters.{output}"] = value
         return results
 
     def _run_pod(self, workflow: Workflow, spec: Mapping[str, Any], tmpl: Mapping[str, Any],
@@ -485,6 +496,7 @@ class LocalArgo:
         begin = time.monotonic()
         try:
             result = local.run(cwd=cwd, timeout=deadline)
+            missing = self._read_outputs(tmpl, mounts, node)
         except subprocess.TimeoutExpired:
             node.phase, node.exit_code = "Failed", None
             node.message = f"Pod was active longer than activeDeadlineSeconds {deadline:g}"
@@ -499,10 +511,32 @@ class LocalArgo:
         node.phase = "Succeeded" if result.returncode == 0 else "Failed"
         tail = (result.stderr.strip() or result.stdout.strip()).splitlines()
         node.message = "" if result.returncode == 0 else f"exit {result.returncode}: {tail[-1] if tail else ''}"
+        if missing and node.phase == "Succeeded":
+            # Argo's wait container fails the node when an output without a default cannot be read.
+            node.phase, node.message = "Error", missing
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, self.log.open("a") as out:
             out.write(f"# {workflow.name} {node.name} (attempt {node.attempts})\n$ {' '.join(pod.argv)}\n"
                       f"{result.stdout}{result.stderr}[exit {result.returncode}]\n")
+
+    @staticmethod
+    def _read_outputs(tmpl: Mapping[str, Any], mounts: Mapping[str, str], node: Node) -> str:
+        """Read the template's output parameters from the pod's volumes; returns an error message or ''."""
+        for parameter in (tmpl.get("outputs") or {}).get("parameters", []):
+            name, path = str(parameter["name"]), str(parameter["valueFrom"]["path"])
+            covering = [m for m in mounts if not m.startswith("s3://") and path.startswith(m.rstrip("/") + "/")]
+            if not covering:
+                raise UnsupportedFeature(f"template {tmpl['name']}: output {name!r} at {path} is on no volume "
+                                         "(the local runner reads outputs from volumes only)")
+            mount = max(covering, key=len)
+            local = Path(mounts[mount]) / path[len(mount.rstrip("/")) + 1:]
+            if local.is_file():
+                node.outputs[name] = local.read_text().removesuffix("\n")
+            elif "default" in parameter["valueFrom"] or "default" in parameter:
+                node.outputs[name] = str(parameter["valueFrom"].get("default", parameter.get("default", "")))
+            else:
+                return f"output parameter {name!r}: {path} does not exist"
+        return ""
 
     def _fetch(self, artifact: Mapping[str, Any], target: Path) -> str:
         """Clone a git input artifact as Argo's init container does; returns an error message or ''."""

@@ -16,7 +16,8 @@ S3_SECRET = {"mlops-s3": {"AWS_ACCESS_KEY_ID": "test-access", "AWS_SECRET_ACCESS
 def test_train_step_resolves_like_its_pod() -> None:
     rendered = render(KIND_WORKFLOWS)
     pod = rendered.workflow_step("train", "train", parameters={"model": "wine-classifier"}, secrets=S3_SECRET)
-    assert pod.argv == ["mlops", "train", "--config", "/app/workflows/models/wine-classifier.yaml"]
+    assert pod.argv == ["mlops", "train", "--config", "/app/workflows/models/wine-classifier.yaml",
+                        "--version-file", "/tmp/outputs/version"]
     env_cm = rendered.configmap("mlops-workflow-env")
     assert env_cm is not None
     for key, value in env_cm.items():

@@ -143,7 +143,8 @@ def test_every_job_ran_from_its_rendered_workflow_template(run: Any) -> None:
     assert [v["workflow"] for v in summary["versions"]] == [w["name"] for w in trains[:3]]
     for workflow in trains:
         [train] = [s for s in workflow["steps"] if s["name"] == "train"]
-        assert train["command"] == ["mlops", "train", "--config", "/app/workflows/models/wine-classifier.yaml"]
+        assert train["command"] == ["mlops", "train", "--config", "/app/workflows/models/wine-classifier.yaml",
+                                    "--version-file", "/tmp/outputs/version"]
     assert _steps(trains[0]) == {"train": ("Succeeded", 0), "promote": ("Succeeded", 0)}
     for workflow in trains[1:3]:
         assert _steps(workflow) == {"train": ("Succeeded", 0), "promote": ("Skipped", None)}
@@ -164,6 +165,10 @@ def test_every_job_ran_from_its_rendered_workflow_template(run: Any) -> None:
     retrain = trains[3]
     assert retrain["submitted_by"] == "Argo Server API as ServiceAccount mlops-drift"
     assert retrain["parameters"]["trigger"] == "drift" and summary["retrain"]["workflow"] == retrain["name"]
+    # the retraining run registered nothing (same data and config): its empty version output skips promote,
+    # so `candidate` (still the aborted v3) is not proposed again
+    assert _steps(retrain) == {"train": ("Succeeded", 0), "promote": ("Skipped", None)}
+    assert summary["retrain"]["pull_requests"] == []
 
     outcomes = [w for w in workflows if w["template"] == "rollout-outcome"]
     assert outcomes and all(w["phase"] == "Succeeded" for w in outcomes)

@@ -164,10 +164,27 @@ def test_the_retrain_step_submits_the_train_workflow_through_the_argo_server_api
         "model": "wine-classifier", "trigger": "drift", "team": "t1", "promote-to": "none"}
     argo.wait(train, 600)
     steps = {n.name: n for n in train.pods()}
-    assert steps["train"].command == ["mlops", "train", "--config", "/app/workflows/models/wine-classifier.yaml"]
+    assert steps["train"].command == ["mlops", "train", "--config", "/app/workflows/models/wine-classifier.yaml",
+                                      "--version-file", "/tmp/outputs/version"]
     assert steps["train"].phase == "Succeeded" and "wine-classifier v1  gate PASSED" in steps["train"].result
+    assert steps["train"].outputs == {"version": "1"}  # read from the pod's /tmp volume
     assert steps["promote"].phase == "Skipped"  # when: promote-to != 'none'
     assert train.phase == "Succeeded"
+
+
+def test_a_training_run_that_registers_nothing_promotes_nothing(rendered: Rendered, tmp_path: Path) -> None:
+    """The second run on the same data and config registers nothing: the train step's empty `version` output
+    skips the promote task, which would otherwise promote whatever `candidate` holds (after an aborted canary,
+    the aborted version)."""
+    argo = _argo(rendered, tmp_path)
+    first = argo.submit("train", {"model": "wine-classifier", "promote-to": "none"})
+    steps = {n.name: n for n in first.pods()}
+    assert steps["train"].phase == "Succeeded" and steps["train"].outputs == {"version": "1"}
+    second = argo.submit("train", {"model": "wine-classifier", "promote-to": "staging"})
+    steps = {n.name: n for n in second.pods()}
+    assert steps["train"].phase == "Succeeded" and "nothing registered" in steps["train"].result
+    assert steps["train"].outputs == {"version": ""}
+    assert steps["promote"].phase == "Skipped" and second.phase == "Succeeded"
 
 
 def test_the_argo_server_allows_only_what_the_rendered_rbac_grants(served: tuple[LocalArgo, str]) -> None:
