@@ -50,6 +50,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"data ({outcome.dataset_source}, digest {outcome.dataset_digest}) with the same config "
             f"(digest {outcome.config_digest[:12]})"
         )
+        _write_version_file(args.version_file, "")
         return 0
     gate = "PASSED" if outcome.gate.passed else "FAILED"
     print(
@@ -66,7 +67,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not outcome.gate.passed:
         failed = "; ".join(c.message for c in outcome.gate.failures)
         raise GateFailedError(f"{outcome.model_name} v{outcome.version} failed its gate: {failed}")
+    _write_version_file(args.version_file, str(outcome.version))
     return 0
+
+
+def _write_version_file(path: str | None, version: str) -> None:
+    """The version this run registered and gated, or nothing: the train template's output parameter."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(version)
 
 
 def _registry() -> Registry:
@@ -114,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set estimator.params.n_estimators=20 (repeatable)",
+    )
+    train.add_argument(
+        "--version-file",
+        metavar="FILE",
+        help="write the number of the version this run registered and gated here (empty when it registered "
+        "nothing); the train workflow's output parameter",
     )
     train.set_defaults(handler=_cmd_train)
 
