@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -57,13 +58,18 @@ class Runner:
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.env["MLOPS_HOME"] = str(workdir / ".mlops")
         self.env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        self.last_cpu = 0.0
         if checkout is not None:
             self.env["PYTHONPATH"] = os.pathsep.join(str(checkout / d) for d in PACKAGE_DIRS)
 
     def run(self, args: list[str], ok: tuple[int, ...] = (0,), **env: str) -> Timed:
+        """Wall time of one child process; its CPU time (user + system) is left in ``last_cpu``."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run(args, cwd=self.workdir, env={**self.env, **env}, capture_output=True, text=True)
         elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.last_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if done.returncode not in ok:
             raise SystemExit(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         return elapsed, done
@@ -184,15 +190,18 @@ def _measure_work(runner: Runner, batch_in: Path, drift_in: Path) -> dict[str, f
 
 
 def _interleaved(
-    runs: int, sides: dict[str, Runner], call: Callable[[Runner], Timed]
+    runs: int, sides: dict[str, Runner], call: Callable[[Runner], Timed], cpu: dict[str, list[float]] | None = None
 ) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """``runs`` rounds; each round runs ``call`` once per side, in turn."""
+    """``runs`` rounds; each round runs ``call`` once per side, in turn. Wall times are returned,
+    CPU times (user + system) appended to ``cpu`` by side."""
     times: dict[str, list[float]] = {side: [] for side in sides}
     last: dict[str, Any] = {}
     for _ in range(runs):
         for side, runner in sides.items():
             elapsed, last[side] = call(runner)
             times[side].append(elapsed)
+            if cpu is not None:
+                cpu.setdefault(side, []).append(runner.last_cpu)
     return times, last
 
 
@@ -231,18 +240,27 @@ def main() -> int:
     def train(side: Runner) -> Timed:
         return side.mlops("train", "--config", config, "--set", f"estimator.params.n_estimators={100 + next(counter)}")
 
+    cpu: dict[str, dict[str, list[float]]] = {}
+
+    def row(name: str, call: Callable[[Runner], Timed]) -> None:
+        table[name], _ = _interleaved(args.runs, sides, call, cpu.setdefault(name, {}))
+
     # Rounds of: each side's `mlops train`, then the reference script (same load for all three).
     trains: dict[str, list[float]] = {side: [] for side in sides}
     references: list[float] = []
+    reference_cpu: list[float] = []
     done: dict[str, Any] = {}
     for _ in range(args.runs):
         for side, side_runner in sides.items():
             elapsed, done[side] = train(side_runner)
             trains[side].append(elapsed)
+            cpu.setdefault("mlops train", {}).setdefault(side, []).append(side_runner.last_cpu)
         elapsed, done_ref = runner.run(reference)
         references.append(elapsed)
+        reference_cpu.append(runner.last_cpu)
     table["mlops train"] = trains
     table["reference train script"] = dict.fromkeys(sides, references)
+    cpu["reference train script"] = dict.fromkeys(sides, reference_cpu)
     results["train phases (last run)"] = {
         side: [line for line in d.stderr.splitlines() if line.startswith("[")] for side, d in done.items()
     }
@@ -256,38 +274,34 @@ def main() -> int:
     _input(drift_in, args.rows, with_id=False)
     out = workdir / "scores"
     batch_key, drift_key = f"mlops batch-predict ({args.rows} rows)", f"mlops drift ({args.rows} rows)"
-    table[batch_key], _ = _interleaved(
-        args.runs,
-        sides,
+    row(
+        batch_key,
         lambda side: side.mlops(
             "batch-predict", MODEL, "--alias", "candidate", "--input", str(batch_in), "--output", str(out),
             "--id-column", "id", "--overwrite",
         ),
     )
-    table[drift_key], _ = _interleaved(
-        args.runs, sides,
-        lambda side: side.mlops("drift", MODEL, "--alias", "candidate", "--input", str(drift_in), ok=(0, 10)),
-    )
+    row(drift_key, lambda side: side.mlops("drift", MODEL, "--alias", "candidate", "--input", str(drift_in),
+                                           ok=(0, 10)))
 
     sys.path.insert(0, str(REPO))
     from tests.promote.promote_support import make_gitops
 
     gitops = make_gitops(workdir / "gitops")
-    table["mlops promote --to staging --dry-run"], _ = _interleaved(
-        args.runs,
-        sides,
+    row(
+        "mlops promote --to staging --dry-run",
         lambda side: side.mlops(
             "promote", MODEL, "--to", "staging", "--dry-run",
             MLOPS_PROMOTE_REPO_PATH=str(gitops.clone), MLOPS_PROMOTE_REPOSITORY="example/gitops",
         ),
     )
-    table["mlops --help"], _ = _interleaved(args.runs, sides, lambda side: side.mlops("--help"))
-    table["mlops train (argument error)"], _ = _interleaved(args.runs, sides, lambda side: side.mlops("train", ok=(2,)))
-    table["bare interpreter"], _ = _interleaved(args.runs, sides, lambda side: side.run([sys.executable, "-c", "pass"]))
+    row("mlops --help", lambda side: side.mlops("--help"))
+    row("mlops train (argument error)", lambda side: side.mlops("train", ok=(2,)))
+    row("bare interpreter", lambda side: side.run([sys.executable, "-c", "pass"]))
 
     work = {side: _measure_work(r, batch_in, drift_in) for side, r in sides.items()}
     results["in-process work (s)"] = {side: {k: round(v, 3) for k, v in w.items()} for side, w in work.items()}
-    stats = {name: {side: _stats(t) for side, t in row.items()} for name, row in table.items()}
+    stats = {name: {side: _stats(t) for side, t in by_side.items()} for name, by_side in table.items()}
     results["train / reference (median)"] = {
         side: round(stats["mlops train"][side]["median"] / stats["reference train script"][side]["median"], 3)
         for side in sides
@@ -302,10 +316,16 @@ def main() -> int:
     width = max(map(len, table))
     header = "".join(f"  {side + ' min/median/max s':>26}" for side in sides)
     print(f"{'command':<{width}}{header}" + ("  after/before" if len(sides) > 1 else ""))
-    for name, row in stats.items():
-        cells = "".join(f"  {r['min']:8.2f} {r['median']:8.2f} {r['max']:8.2f}" for r in row.values())
-        ratio = f"  {row['after']['median'] / row['before']['median']:12.2f}" if len(sides) > 1 else ""
+    for name, by_side_stats in stats.items():
+        cells = "".join(f"  {r['min']:8.2f} {r['median']:8.2f} {r['max']:8.2f}" for r in by_side_stats.values())
+        ratio = (f"  {by_side_stats['after']['median'] / by_side_stats['before']['median']:12.2f}"
+                 if len(sides) > 1 else "")
         print(f"{name:<{width}}{cells}{ratio}")
+    print(f"\n{'CPU s (user + system), median':<{width}}" + "".join(f"  {side:>10}" for side in sides))
+    for name, by_side in cpu.items():
+        print(f"{name:<{width}}" + "".join(f"  {statistics.median(by_side[side]):10.2f}" for side in sides))
+    results["cpu s (median)"] = {name: {side: round(statistics.median(v), 3) for side, v in by_side.items()}
+                                 for name, by_side in cpu.items()}
     print(json.dumps(results, indent=2))
     return 0
 
