@@ -127,6 +127,7 @@ from mlops_workflows.skopsio import import_skops_io, types_dir
 skops_io = import_skops_io(PlatformSettings())
 module = sys.modules["skops.io._trusted_types"]
 print(json.dumps({"snapshots": sorted(p.name for p in types_dir(PlatformSettings()).iterdir()),
+                  "mode": types_dir(PlatformSettings()).stat().st_mode & 0o777,
                   "from_snapshot": "mlops_serving.skopstypes" in (module.__doc__ or ""),
                   "names": {k: v for k, v in vars(module).items() if k.endswith("_NAMES")}}))
 """
@@ -149,3 +150,18 @@ def test_jobs_import_skops_from_a_snapshot_of_its_trusted_types(tmp_path: Path) 
         assert not first["from_snapshot"]
     assert second["from_snapshot"]
     assert second["names"] == first["names"] and second["names"]["SKLEARN_ESTIMATOR_TYPE_NAMES"]
+    assert first["mode"] == 0o700
+
+
+def test_a_snapshot_folder_others_may_write_in_is_not_used(tmp_path: Path) -> None:
+    folder = tmp_path / ".mlops" / "skops-trusted-types"
+    folder.mkdir(parents=True)
+    folder.chmod(0o777)  # anyone could put a longer trusted-type list here
+    done = subprocess.run([sys.executable, "-c", SKOPS_FROM_JOB], cwd=tmp_path, capture_output=True, text=True,
+                          env=base_env(MLOPS_HOME=str(tmp_path / ".mlops")), timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["snapshots"] == []  # nothing read from it, nothing stored in it
+    built_in = Path(__import__("mlops_serving.skopstypes").skopstypes.BUILT_IN)
+    if not built_in.exists():
+        assert not result["from_snapshot"]
