@@ -107,7 +107,12 @@ def test_the_requirement_check_runs_without_scanning_every_distribution(monkeypa
     monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
     scans: list[int] = []
     real = importlib_metadata.packages_distributions
-    monkeypatch.setattr(importlib_metadata, "packages_distributions", lambda: scans.append(1) or real())
+
+    def counted() -> Any:
+        scans.append(1)
+        return real()
+
+    monkeypatch.setattr(importlib_metadata, "packages_distributions", counted)
     with caplog.at_level("WARNING", logger="mlflow"), requirements_check_scope():
         requirements_utils.warn_dependency_requirement_mismatches(model_pip_requirements())
         assert "mismatches" not in caplog.text  # the pins are what is installed
@@ -116,8 +121,9 @@ def test_the_requirement_check_runs_without_scanning_every_distribution(monkeypa
     assert scans == []
     # Afterwards MLflow builds its full map again when something needs it (e.g. inferring requirements).
     assert requirements_utils._MODULES_TO_PACKAGES is None
-    requirements_utils._init_packages_to_modules_map()
-    assert scans == [1] and "pytest" in requirements_utils._MODULES_TO_PACKAGES
+    requirements_utils._init_packages_to_modules_map()  # type: ignore[no-untyped-call]
+    full: Any = requirements_utils._MODULES_TO_PACKAGES
+    assert scans == [1] and "pytest" in full
 
 
 SKOPS_FROM_JOB = """
