@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import subprocess
 import sys
 from importlib.metadata import version as installed
@@ -113,11 +114,16 @@ def test_the_requirement_check_runs_without_scanning_every_distribution(monkeypa
         return real()
 
     monkeypatch.setattr(importlib_metadata, "packages_distributions", counted)
-    with caplog.at_level("WARNING", logger="mlflow"), requirements_check_scope():
-        requirements_utils.warn_dependency_requirement_mismatches(model_pip_requirements())
-        assert "mismatches" not in caplog.text  # the pins are what is installed
-        requirements_utils.warn_dependency_requirement_mismatches(["scikit-learn==0.0.1"])
-        assert "scikit-learn (current: " in caplog.text  # the check still runs and still warns
+    mlflow_log = logging.getLogger("mlflow")  # MLflow's loggers may not propagate to the root logger
+    mlflow_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("WARNING", logger="mlflow"), requirements_check_scope():
+            requirements_utils.warn_dependency_requirement_mismatches(model_pip_requirements())
+            assert "mismatches" not in caplog.text  # the pins are what is installed
+            requirements_utils.warn_dependency_requirement_mismatches(["scikit-learn==0.0.1"])
+            assert "scikit-learn (current: " in caplog.text  # the check still runs and still warns
+    finally:
+        mlflow_log.removeHandler(caplog.handler)
     assert scans == []
     # Afterwards MLflow builds its full map again when something needs it (e.g. inferring requirements).
     assert requirements_utils._MODULES_TO_PACKAGES is None
