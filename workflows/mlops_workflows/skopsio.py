@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,12 @@ def _private_dir(path: Path) -> Path | None:
 
 
 def import_skops_io(settings: PlatformSettings) -> Any:
-    """``skops.io``, imported once per process (a no-op when it already is)."""
+    """``skops.io``, imported once per process (a no-op when it already is); the folder under
+    ``MLOPS_HOME`` is made only when the image holds no snapshot for these versions."""
+    from mlops_serving.skopstypes import BUILT_IN, snapshot_key
     from mlops_serving.skopstypes import import_skops_io as import_from_snapshot
 
-    return import_from_snapshot(_private_dir(types_dir(settings)))
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    built_in = (BUILT_IN / f"{snapshot_key()}.json").is_file()
+    return import_from_snapshot(None if built_in else _private_dir(types_dir(settings)))
