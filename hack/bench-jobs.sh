@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark the fixed costs of the mlops jobs (a script, not a test); prints a table and JSON.
 #
-#   hack/bench-jobs.sh [--runs N] [--rows N] [--workdir DIR]
+#   hack/bench-jobs.sh [--runs N] [--rows N] [--workdir DIR] [--baseline CHECKOUT]
 #
 # Cold runs of train (next to a hand-written reference script), batch-predict, drift,
-# promote --dry-run and --help. Targets: see tests/benchmarks/bench_jobs.py.
+# promote --dry-run and --help; with --baseline, another checkout's beside. See tests/benchmarks/bench_jobs.py.
 set -o errexit -o nounset -o pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." &>/dev/null && pwd -P)"

@@ -5,19 +5,22 @@
 What a person would write with MLflow's documented calls and no tuning: load, split, fit,
 evaluate, gate on the config's absolute thresholds, then one MLflow run holding the same things
 `mlops train` logs (params, metrics, the dataset input, the config, the effective config, the
-baseline statistics, the gate result, the model with signature and input example) and a new
-registered version with the same tags and the `candidate` alias. ``mlflow.sklearn.log_model`` is
-called as its documentation shows, without ``pip_requirements``, so MLflow infers them.
+baseline statistics, the labelled holdout rows, the gate result, the model with signature and
+input example) and a new registered version with the same tags and the `candidate` alias.
+``mlflow.sklearn.log_model`` is called as its documentation shows, without ``pip_requirements``,
+so MLflow infers them.
 ``MLOPS_HOME`` names the store, as for `mlops`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -98,6 +101,11 @@ def main() -> int:
         mlflow.log_text(config_path.read_text(), f"config/{config_path.name}")
         mlflow.log_dict(config, "config/effective.json")
         mlflow.log_dict(baseline.model_dump(), "baseline/baseline.json")
+        holdout = pd.DataFrame(x_test, columns=features)
+        holdout["target"] = [str(label) for label in y_test]
+        with tempfile.TemporaryDirectory() as tmp:
+            holdout.to_parquet(Path(tmp) / "holdout.parquet", index=False)
+            mlflow.log_artifact(str(Path(tmp) / "holdout.parquet"), "holdout")
         mlflow.log_dict({"passed": passed, "checks": checks, "production": None}, "gate/gate.json")
         info = mlflow.sklearn.log_model(
             model,
@@ -118,6 +126,8 @@ def main() -> int:
         "git.commit": commit,
         "baseline": f"runs:/{run.info.run_id}/baseline/baseline.json",
         "training.config": str(config_path),
+        "training.config.digest": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
+        "holdout": f"runs:/{run.info.run_id}/holdout/holdout.parquet",
     }
     version = client.create_model_version(
         name, info.model_uri, run_id=run.info.run_id, tags=tags, model_id=info.model_id

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlops_platform.errors import GateFailedError, InvalidInputError, MlopsError
+from mlops_workflows.procgc import one_command_process
 
 if TYPE_CHECKING:
     from mlops_platform.registry import Registry
@@ -177,7 +178,15 @@ def _bad_input(exc: BaseException) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    given = list(sys.argv[1:] if argv is None else argv)
+    """Run one command; ``argv`` None means this process was started for it (the ``mlops`` script,
+    ``python -m mlops_workflows.cli``), which lets it tune the garbage collector (see :mod:`.procgc`)."""
+    if argv is not None:
+        return _main(list(argv))
+    with one_command_process():
+        return _main(sys.argv[1:])
+
+
+def _main(given: list[str]) -> int:
     for position, arg in enumerate(given, 1):
         if "\x00" in arg:
             print(f"error: argument {position} contains a NUL byte", file=sys.stderr)

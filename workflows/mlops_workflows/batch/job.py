@@ -332,6 +332,7 @@ def _run(settings: BatchSettings, request: BatchRequest, registry: Registry | No
     from mlops_platform.registry import Registry
     from mlops_serving.runtime import load_model
     from mlops_serving.settings import ModelRef
+    from mlops_workflows.skopsio import import_skops_io
 
     invalid_rows = request.invalid_rows or settings.invalid_rows
     chunk_rows = request.chunk_rows or settings.chunk_rows
@@ -343,6 +344,7 @@ def _run(settings: BatchSettings, request: BatchRequest, registry: Registry | No
 
     registry = registry or Registry(settings)
     loading = time.monotonic()
+    import_skops_io(settings)  # from its snapshot, before the model loader imports it in full
     model = load_model(registry, ModelRef(request.model, request.version, request.alias))
     result.load_s = time.monotonic() - loading
     result.version = model.version

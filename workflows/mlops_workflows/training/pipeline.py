@@ -8,14 +8,12 @@ new version is deleted again.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
 import sys
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,21 +26,16 @@ from mlops_platform import registry as reg
 from mlops_platform.errors import ConfigError, InvalidInputError
 from mlops_platform.registry import Registry, metric_key
 from mlops_workflows.settings import TrainingSettings
+from mlops_workflows.skopsio import import_skops_io
 from mlops_workflows.training.config import TrainingConfig, load_config
 from mlops_workflows.training.data import Dataset, load_dataset
 from mlops_workflows.training.estimator import build_estimator, describe
 from mlops_workflows.training.gate import GateResult, evaluate_gate
 from mlops_workflows.training.lineage import git_state
 from mlops_workflows.training.metrics import evaluate
+from mlops_workflows.training.modelenv import model_pip_requirements, requirements_check_scope
 
 STEPS = 7
-
-MODEL_PACKAGES = ("mlflow", "numpy", "pandas", "scikit-learn", "scipy", "skops")
-"""What a logged model needs to be loaded and served elsewhere: the sklearn flavour (scikit-learn,
-its skops serialization, numpy and scipy under it), pandas for the signature's DataFrame input and
-MLflow itself. Passed to ``log_model`` pinned to the installed versions, instead of letting MLflow
-infer them: its inference re-imports the model in a subprocess (11-13 s) and picks up whatever else
-that process imported (pytest, rich ...)."""
 
 
 class Progress:
@@ -126,6 +119,7 @@ def train(
     model = build_estimator(config.estimator)  # an unknown estimator fails before any I/O
     registry = Registry(settings)
     registry.check_reachable()
+    import_skops_io(settings)  # before MLflow's sklearn flavour imports it (saving, or loading production)
 
     where = config.dataset.sklearn or config.dataset.uri
     if settings.snapshots_uri:
@@ -263,24 +257,6 @@ def _production_metrics(
     return evaluate(registry.load_sklearn_model(name, production.version), x_test, y_test)
 
 
-@functools.cache
-def model_pip_requirements() -> list[str]:
-    """``MODEL_PACKAGES`` pinned to the versions installed here, e.g. ``scikit-learn==1.9.1``."""
-    return [
-        f"{name}=={metadata.version(name if name != 'mlflow' else _mlflow_distribution())}" for name in MODEL_PACKAGES
-    ]
-
-
-def _mlflow_distribution() -> str:
-    """The installed MLflow distribution: full ``mlflow`` or, in the job images, ``mlflow-skinny``
-    (same version; the model is served by either)."""
-    try:
-        metadata.version("mlflow")
-    except metadata.PackageNotFoundError:
-        return "mlflow-skinny"
-    return "mlflow"
-
-
 def _log_run(
     experiment_id: str,
     config: TrainingConfig,
@@ -347,14 +323,15 @@ def _log_run(
             "gate/gate.json",
         )
         try:
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=signature,
-                input_example=example.head(3),
-                pip_requirements=model_pip_requirements(),
-                skops_trusted_types=config.estimator.trusted_types,
-            )
+            with requirements_check_scope():
+                info = mlflow.sklearn.log_model(
+                    model,
+                    name="model",
+                    signature=signature,
+                    input_example=example.head(3),
+                    pip_requirements=model_pip_requirements(),
+                    skops_trusted_types=config.estimator.trusted_types,
+                )
         except MlflowException as exc:
             if "untrusted types" in str(exc):
                 found = re.findall(r"Untrusted types found in the file: \[([^\]]*)\]", str(exc))
