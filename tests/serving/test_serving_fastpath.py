@@ -102,3 +102,61 @@ def test_compiled_forest_refuses_other_estimators_and_damaged_arrays(tmp_path) -
         CompiledForest({**compiled.arrays, "format": np.asarray(99)})
     with pytest.raises(ValueError, match="features"):
         compiled.predict_proba(x[:, :5])
+
+
+
+def _cached_forest(compiled: CompiledForest, estimator: object) -> LoadedModel:
+    """A model as ``_load_files`` leaves a cached forest: the compiled arrays, the estimator to load."""
+    model = _loaded(compiled)
+    model.proba_fn, model.proba_argmax = compiled.predict_proba, True
+    model.predict_path = runtime.PATH_COMPILED_LOADING
+    model.estimator_loader = lambda: estimator
+    return model
+
+
+def test_a_compiled_forest_hands_large_batches_to_the_estimator_once_loaded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops_serving.fastpath import SMALL_BATCH
+
+    x, y = load_wine(return_X_y=True)
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(x, y)
+    compiled = CompiledForest.from_estimator(forest)
+    assert compiled is not None
+    model = _cached_forest(compiled, forest)
+    before = model.predict(x)
+
+    compiled_rows: list[int] = []
+    compiled_proba = compiled.predict_proba
+
+    def counted(rows: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+        compiled_rows.append(len(rows))
+        return compiled_proba(rows)
+
+    monkeypatch.setattr(compiled, "predict_proba", counted)
+    assert model.attach_estimator() is True
+    assert model.predict_path == runtime.PATH_SPLIT and model.estimator_loader is None
+    assert model.attach_estimator() is False  # once
+    compiled_rows.clear()
+    for rows in (x[:1], x[:SMALL_BATCH], x[:SMALL_BATCH + 1], x):  # the same answers, small and large batches
+        after = model.predict(rows)
+        assert np.array_equal(after.probabilities, forest.predict_proba(rows))
+        assert np.array_equal(after.labels, forest.predict(rows))
+    assert compiled_rows == [1, SMALL_BATCH]  # above SMALL_BATCH rows, the estimator's trees
+    assert np.array_equal(model.predict(x).probabilities, before.probabilities)
+    monkeypatch.undo()
+
+    # an estimator whose trees differ from the compiled arrays (another version's file): not used
+    refused = _cached_forest(compiled, RandomForestClassifier(n_estimators=20, random_state=1).fit(x, y))
+    assert refused.attach_estimator() is False
+    assert refused.predict_path == runtime.PATH_COMPILED and refused.proba_fn == compiled.predict_proba
+
+    # an estimator that cannot be loaded: the compiled forest goes on predicting every batch
+    broken = _cached_forest(compiled, forest)
+
+    def fail() -> None:
+        raise OSError("model.skops: no such file")
+
+    broken.estimator_loader = fail
+    assert broken.attach_estimator() is False
+    assert broken.predict_path == runtime.PATH_COMPILED
+    assert np.array_equal(broken.predict(x).probabilities, forest.predict_proba(x))
