@@ -47,6 +47,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+ATTACH_DELAY_S = 1.0
+"""How long after the models are ready the estimators of compiled forests start loading: the first
+requests (a new pod's, a cold-start benchmark's) and the body-parsing processes' start-up have the
+CPU to themselves meanwhile."""
+
 UNKNOWN_WIDTH_BOUND = 4096
 """Features per row assumed when bounding a large body of a model whose width nobody knows."""
 
@@ -491,7 +496,8 @@ class ModelManager:
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
         self._tasks: list[asyncio.Task[None]] = []
         self._attach: list[LoadedModel] = []  # ready models whose estimator loads in the background
-        self._attaching: threading.Thread | None = None
+        self._attach_lock = threading.Lock()
+        self._attaching = False  # the background thread is on (it takes _attach until empty)
         self.on_loaded: list[Any] = []  # callbacks(LoadedModel), e.g. to create a batcher
         for name in self.slots:
             metrics.model_configured(name)
@@ -582,12 +588,40 @@ class ModelManager:
     def _attach_estimators(self) -> None:
         """Once no model is in its first load (so after the body-parsing pool started, when they are
         all ready), load the estimators of the forests served from their compiled arrays in one
-        background thread (:meth:`LoadedModel.attach_estimator`): readiness never waits for it."""
-        if not self._attach or self._attaching is not None or any(s.state == "loading" for s in self.slots.values()):
-            return
-        models, self._attach = self._attach, []
-        self._attaching = threading.Thread(target=_attach_all, args=(models,), name="estimator-loader", daemon=True)
-        self._attaching.start()
+        background thread (:meth:`LoadedModel.attach_estimator`), :data:`ATTACH_DELAY_S` later:
+        readiness never waits for it."""
+        with self._attach_lock:
+            if not self._attach or self._attaching or any(s.state == "loading" for s in self.slots.values()):
+                return
+            self._attaching = True
+        threading.Thread(target=self._attach_all, name="estimator-loader", daemon=True).start()
+
+    def _attach_all(self) -> None:
+        """The background thread of :meth:`_attach_estimators`, at the lowest CPU priority (this
+        thread only), so the event loop and the parsing processes keep the CPU; the collector off
+        while scikit-learn's modules load, and what they allocated frozen afterwards, as at start-up
+        (:func:`_freeze_heap`): the interpreter lock is all the event loop waits for, a few ms at a
+        time. A model that becomes ready meanwhile (after failed loads) is taken too."""
+        with contextlib.suppress(AttributeError, OSError):  # Linux: a thread's id is a process id for setpriority
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        time.sleep(ATTACH_DELAY_S)
+        while True:
+            with self._attach_lock:
+                if not self._attach:
+                    self._attaching = False
+                    return
+                model = self._attach.pop(0)
+            started = time.monotonic()
+            gc.disable()
+            try:
+                attached = model.attach_estimator()
+            finally:
+                gc.freeze()
+                gc.enable()
+            if attached:
+                log.info("%s v%s: scikit-learn estimator loaded in the background in %.1fs; %s", model.name,
+                         model.version, time.monotonic() - started, model.predict_path,
+                         extra={"model": model.name, "version": model.version})
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -604,27 +638,6 @@ class ModelManager:
     def ready(self) -> tuple[bool, dict[str, str]]:
         reasons = {name: slot.reason for name, slot in self.slots.items()}
         return all(slot.model is not None for slot in self.slots.values()), reasons
-
-
-def _attach_all(models: list[LoadedModel]) -> None:
-    """The background thread of :meth:`ModelManager._attach_estimators`. At the lowest CPU priority
-    (this thread only), so the event loop and the parsing processes keep the CPU; the collector off
-    while scikit-learn's modules load, and what they allocated frozen afterwards, as at start-up
-    (:func:`_freeze_heap`): the interpreter lock is all the event loop waits for, a few ms at a time."""
-    with contextlib.suppress(AttributeError, OSError):  # Linux: a thread's id is a process id for setpriority
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    for model in models:
-        started = time.monotonic()
-        gc.disable()
-        try:
-            attached = model.attach_estimator()
-        finally:
-            gc.freeze()
-            gc.enable()
-        if attached:
-            log.info("%s v%s: scikit-learn estimator loaded %.1fs after ready; %s", model.name, model.version,
-                     time.monotonic() - started, model.predict_path,
-                     extra={"model": model.name, "version": model.version})
 
 
 def _freeze_heap() -> None:

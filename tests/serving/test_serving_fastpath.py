@@ -160,3 +160,55 @@ def test_a_compiled_forest_hands_large_batches_to_the_estimator_once_loaded(
     assert broken.attach_estimator() is False
     assert broken.predict_path == runtime.PATH_COMPILED
     assert np.array_equal(broken.predict(x).probabilities, forest.predict_proba(x))
+
+
+def test_the_manager_attaches_estimators_after_the_models_are_ready(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import time
+
+    from mlops_serving.metrics import ServingMetrics
+    from mlops_serving.runtime import ModelManager
+    from mlops_serving.settings import ServingSettings
+
+    x, y = load_wine(return_X_y=True)
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y)
+    compiled = CompiledForest.from_estimator(forest)
+    assert compiled is not None
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    settings = ServingSettings(models="a:1,b:1", load_retry_initial_s=0.05, load_retry_max_s=0.05)
+    manager: ModelManager
+    attempts = {"a": 0, "b": 0}
+    ready_when_loaded: dict[str, bool] = {}
+
+    def load(registry: object, ref: ModelRef) -> LoadedModel:
+        attempts[ref.name] += 1
+        if ref.name == "b" and attempts["b"] == 1:
+            raise OSError("registry unreachable")  # b: ready only at its second attempt
+
+        def estimator() -> RandomForestClassifier:
+            ready_when_loaded[ref.name] = manager.slots[ref.name].state == "ready"
+            return forest
+
+        model = _cached_forest(compiled, forest)
+        model.name = ref.name
+        model.estimator_loader = estimator
+        return model
+
+    async def run() -> dict[str, str]:
+        nonlocal manager
+        manager = ModelManager(settings, ServingMetrics(), loader=load)
+        monkeypatch.setattr(manager, "_get_registry", lambda: None)
+        manager.start()
+        deadline = time.monotonic() + 60
+        paths: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            paths = {n: s.model.predict_path if s.model else "" for n, s in manager.slots.items()}
+            if all(p == runtime.PATH_SPLIT for p in paths.values()):
+                break
+            await asyncio.sleep(0.05)
+        await manager.stop()
+        return paths
+
+    assert asyncio.run(run()) == {"a": runtime.PATH_SPLIT, "b": runtime.PATH_SPLIT}
+    assert attempts == {"a": 1, "b": 2}
+    assert ready_when_loaded == {"a": True, "b": True}  # never before the model was ready
