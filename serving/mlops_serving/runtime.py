@@ -52,6 +52,10 @@ ATTACH_DELAY_S = 1.0
 requests (a new pod's, a cold-start benchmark's) and the body-parsing processes' start-up have the
 CPU to themselves meanwhile."""
 
+ATTACH_STOP_WAIT_S = 2.0
+"""How long shutting down waits for an estimator being loaded (an import is not interruptible; the
+thread is a daemon, so a longer one is abandoned)."""
+
 UNKNOWN_WIDTH_BOUND = 4096
 """Features per row assumed when bounding a large body of a model whose width nobody knows."""
 
@@ -498,6 +502,8 @@ class ModelManager:
         self._attach: list[LoadedModel] = []  # ready models whose estimator loads in the background
         self._attach_lock = threading.Lock()
         self._attaching = False  # the background thread is on (it takes _attach until empty)
+        self._attach_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.on_loaded: list[Any] = []  # callbacks(LoadedModel), e.g. to create a batcher
         for name in self.slots:
             metrics.model_configured(name)
@@ -507,9 +513,12 @@ class ModelManager:
             self._tasks.append(asyncio.create_task(self._load_until_ready(slot), name=f"load-{slot.ref.name}"))
 
     async def stop(self) -> None:
+        self._stopping.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._attach_thread is not None and self._attach_thread.is_alive():
+            await asyncio.to_thread(self._attach_thread.join, ATTACH_STOP_WAIT_S)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _get_registry(self) -> Registry:
@@ -594,7 +603,9 @@ class ModelManager:
             if not self._attach or self._attaching or any(s.state == "loading" for s in self.slots.values()):
                 return
             self._attaching = True
-        threading.Thread(target=self._attach_all, name="estimator-loader", daemon=True).start()
+            thread = self._attach_thread = threading.Thread(target=self._attach_all, name="estimator-loader",
+                                                            daemon=True)
+        thread.start()
 
     def _attach_all(self) -> None:
         """The background thread of :meth:`_attach_estimators`, at the lowest CPU priority (this
@@ -604,10 +615,10 @@ class ModelManager:
         time. A model that becomes ready meanwhile (after failed loads) is taken too."""
         with contextlib.suppress(AttributeError, OSError):  # Linux: a thread's id is a process id for setpriority
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        time.sleep(ATTACH_DELAY_S)
+        self._stopping.wait(ATTACH_DELAY_S)
         while True:
             with self._attach_lock:
-                if not self._attach:
+                if not self._attach or self._stopping.is_set():
                     self._attaching = False
                     return
                 model = self._attach.pop(0)

@@ -128,7 +128,7 @@ def test_a_compiled_forest_hands_large_batches_to_the_estimator_once_loaded(
     compiled_rows: list[int] = []
     compiled_proba = compiled.predict_proba
 
-    def counted(rows: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    def counted(rows: np.ndarray) -> np.ndarray:
         compiled_rows.append(len(rows))
         return compiled_proba(rows)
 
