@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import errno
+import functools
 import gc
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -31,7 +34,7 @@ import numpy.typing as npt
 from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
 from mlops_platform.errors import MlopsError
 from mlops_serving.errors import InvalidInputError, ModelNotFoundError, ModelNotReadyError
-from mlops_serving.fastpath import CompiledForest, ProbaFn, by_rows, forest_proba
+from mlops_serving.fastpath import SMALL_BATCH, CompiledForest, ProbaFn, by_rows, forest_proba
 from mlops_serving.modelcache import CachedVersion, ModelCache, load_sklearn, read_mlmodel
 from mlops_serving.protocols.tabular import ModelInputs
 from mlops_serving.settings import ModelRef, ServingSettings
@@ -44,6 +47,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+ATTACH_DELAY_S = 1.0
+"""How long after the models are ready the estimators of compiled forests start loading: the first
+requests (a new pod's, a cold-start benchmark's) and the body-parsing processes' start-up have the
+CPU to themselves meanwhile."""
+
+ATTACH_STOP_WAIT_S = 2.0
+"""How long shutting down waits for an estimator being loaded (an import is not interruptible; the
+thread is a daemon, so a longer one is abandoned)."""
+
 UNKNOWN_WIDTH_BOUND = 4096
 """Features per row assumed when bounding a large body of a model whose width nobody knows."""
 
@@ -53,6 +65,14 @@ FLAVOR_PYFUNC = "python_function"
 _OUTPUT_KINDS: dict[str, Literal["int", "float", "bool", "str"]] = {
     "i": "int", "u": "int", "f": "float", "b": "bool",
 }
+
+# What predicts a model's batches (``predict_path`` of ``/v2/models/{name}``, and the log).
+PATH_PYFUNC = "python_function"
+PATH_ESTIMATOR = "estimator"
+PATH_TREES = "scikit-learn trees"
+PATH_COMPILED = "compiled forest"
+PATH_COMPILED_LOADING = f"compiled forest (scikit-learn estimator loading, for batches above {SMALL_BATCH} rows)"
+PATH_SPLIT = f"compiled forest up to {SMALL_BATCH} rows, scikit-learn trees above"
 
 
 @dataclass(frozen=True)
@@ -94,12 +114,19 @@ class LoadedModel:
     predict_proba call gives both outputs."""
     proba_fn: ProbaFn | None = None
     """An exact fast path for predict_proba (see :mod:`mlops_serving.fastpath`), once checked."""
+    predict_path: str = PATH_ESTIMATOR
+    """What predicts (one of the ``PATH_*`` constants), for the metadata and the log."""
+    estimator_loader: Callable[[], Any] | None = None
+    """Of a forest served from its compiled arrays: loads its scikit-learn estimator, whose trees
+    predict large batches faster (:meth:`attach_estimator`, in the background once ready)."""
     loaded_at: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
         if self.schema is None:
             self.schema = InputSchema("columns", tuple(self.feature_names),
                                       tuple("float64" for _ in self.feature_names), names_known=True)
+        if self.pyfunc is not None:
+            self.predict_path = PATH_PYFUNC
         classes = getattr(self.estimator, "classes_", None)
         self.classes = np.asarray(classes) if classes is not None else None
         self.has_proba = self.classes is not None and callable(getattr(self.estimator, "predict_proba", None))
@@ -190,9 +217,44 @@ class LoadedModel:
         probe = self.probe_rows()
         if np.array_equal(candidate(probe), np.asarray(self.estimator.predict_proba(probe), dtype=np.float64)):
             self.proba_fn = candidate
+            self.predict_path = PATH_TREES
         else:
             log.warning("%s v%s: the fast forest path differs from predict_proba; not using it",
                         self.name, self.version)
+
+    def attach_estimator(self) -> bool:
+        """Load the scikit-learn estimator of a forest served from its compiled arrays, and let its
+        trees predict the batches above :data:`~mlops_serving.fastpath.SMALL_BATCH` rows (the
+        compiled forest is faster below, the trees' compiled code above), as in the process that
+        downloaded the version; only if they give exactly the compiled forest's probabilities on the
+        check rows. Blocking (it imports scikit-learn: seconds); the model serves meanwhile, every
+        batch with the compiled forest. True when the trees are in use."""
+        loader, compiled = self.estimator_loader, self.estimator
+        if loader is None or not isinstance(compiled, CompiledForest):
+            return False
+        self.estimator_loader = None
+        try:
+            estimator = loader()
+            trees = forest_proba(estimator)
+            rows = _check_rows(self.probe_rows())
+            expected = compiled.predict_proba(rows)
+            same = trees is not None and np.array_equal(trees(rows), expected) and np.array_equal(
+                np.asarray(estimator.predict_proba(rows), dtype=np.float64), expected)
+        except Exception as exc:
+            log.warning("%s v%s: cannot load the scikit-learn estimator (%s); the compiled forest predicts every "
+                        "batch", self.name, self.version, _reason(exc), exc_info=not isinstance(exc, MlopsError),
+                        extra={"model": self.name, "version": self.version})
+            self.predict_path = PATH_COMPILED
+            return False
+        if trees is None or not same:
+            log.warning("%s v%s: the estimator's trees differ from the compiled forest; the compiled forest "
+                        "predicts every batch", self.name, self.version,
+                        extra={"model": self.name, "version": self.version})
+            self.predict_path = PATH_COMPILED
+            return False
+        self.proba_fn = by_rows(compiled.predict_proba, trees)
+        self.predict_path = PATH_SPLIT
+        return True
 
     def check_proba_argmax(self) -> None:
         """Use argmax over predict_proba for the labels only if it agrees with predict on probe rows."""
@@ -345,6 +407,8 @@ def _load_files(ref: ModelRef, files: CachedVersion, types_dir: Path | None = No
         # checked against the estimator before it was stored (_store_compiled)
         model.proba_fn = compiled.predict_proba
         model.proba_argmax = True
+        model.predict_path = PATH_COMPILED_LOADING
+        model.estimator_loader = functools.partial(load_sklearn, files.model_dir, mlmodel, types_dir)
         model.predict(model.probe_rows())  # warm-up
     elif estimator is not None and names:
         model.enable_fast_path()
@@ -353,6 +417,7 @@ def _load_files(ref: ModelRef, files: CachedVersion, types_dir: Path | None = No
             checked = _store_compiled(cache, files, model)
             if checked is not None:  # faster on small batches, as in the next start
                 model.proba_fn = by_rows(checked.predict_proba, model.proba_fn)
+                model.predict_path = PATH_SPLIT
     return model
 
 
@@ -362,10 +427,7 @@ def _store_compiled(cache: ModelCache, files: CachedVersion, model: LoadedModel)
     compiled = CompiledForest.from_estimator(model.estimator)
     if compiled is None:
         return None
-    probe = model.probe_rows()
-    low, high = probe.min(axis=0), probe.max(axis=0)
-    spread = np.random.default_rng(0).uniform(size=(256, probe.shape[1]))
-    rows = np.vstack([probe, low + (high - low) * spread, low - 1.0, high + 1.0])
+    rows = _check_rows(model.probe_rows())
     expected = np.asarray(model.estimator.predict_proba(rows), dtype=np.float64)
     if not (np.array_equal(compiled.predict_proba(rows), expected)
             and np.array_equal(compiled.predict(rows), np.asarray(model.estimator.predict(rows)))):
@@ -373,6 +435,14 @@ def _store_compiled(cache: ModelCache, files: CachedVersion, model: LoadedModel)
         return None
     cache.put_compiled(files, compiled.save)
     return compiled
+
+
+def _check_rows(probe: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The probe rows, rows spread between each feature's bounds and rows beyond them: what the
+    compiled forest is checked on against the estimator."""
+    low, high = probe.min(axis=0), probe.max(axis=0)
+    spread = np.random.default_rng(0).uniform(size=(256, probe.shape[1]))
+    return np.asarray(np.vstack([probe, low + (high - low) * spread, low - 1.0, high + 1.0]), dtype=np.float64)
 
 
 def _output_kind(signature: Any) -> Literal["int", "float", "bool", "str"] | None:
@@ -429,6 +499,11 @@ class ModelManager:
         self._cache = ModelCache(settings.effective_model_cache_dir, settings.effective_tracking_uri)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
         self._tasks: list[asyncio.Task[None]] = []
+        self._attach: list[LoadedModel] = []  # ready models whose estimator loads in the background
+        self._attach_lock = threading.Lock()
+        self._attaching = False  # the background thread is on (it takes _attach until empty)
+        self._attach_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.on_loaded: list[Any] = []  # callbacks(LoadedModel), e.g. to create a batcher
         for name in self.slots:
             metrics.model_configured(name)
@@ -438,9 +513,12 @@ class ModelManager:
             self._tasks.append(asyncio.create_task(self._load_until_ready(slot), name=f"load-{slot.ref.name}"))
 
     async def stop(self) -> None:
+        self._stopping.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._attach_thread is not None and self._attach_thread.is_alive():
+            await asyncio.to_thread(self._attach_thread.join, ATTACH_STOP_WAIT_S)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _get_registry(self) -> Registry:
@@ -511,7 +589,50 @@ class ModelManager:
                 log.warning("%s v%s has no baseline statistics: no drift monitoring until one is attached "
                             "(mlops baseline create %s --version %s --data FILE)", model.name, model.version,
                             model.name, model.version, extra={"model": model.name, "version": model.version})
+            if model.estimator_loader is not None:
+                self._attach.append(model)
+            self._attach_estimators()
             return
+
+    def _attach_estimators(self) -> None:
+        """Once no model is in its first load (so after the body-parsing pool started, when they are
+        all ready), load the estimators of the forests served from their compiled arrays in one
+        background thread (:meth:`LoadedModel.attach_estimator`), :data:`ATTACH_DELAY_S` later:
+        readiness never waits for it."""
+        with self._attach_lock:
+            if not self._attach or self._attaching or any(s.state == "loading" for s in self.slots.values()):
+                return
+            self._attaching = True
+            thread = self._attach_thread = threading.Thread(target=self._attach_all, name="estimator-loader",
+                                                            daemon=True)
+        thread.start()
+
+    def _attach_all(self) -> None:
+        """The background thread of :meth:`_attach_estimators`, at the lowest CPU priority (this
+        thread only), so the event loop and the parsing processes keep the CPU; the collector off
+        while scikit-learn's modules load, and what they allocated frozen afterwards, as at start-up
+        (:func:`_freeze_heap`): the interpreter lock is all the event loop waits for, a few ms at a
+        time. A model that becomes ready meanwhile (after failed loads) is taken too."""
+        with contextlib.suppress(AttributeError, OSError):  # Linux: a thread's id is a process id for setpriority
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        self._stopping.wait(ATTACH_DELAY_S)
+        while True:
+            with self._attach_lock:
+                if not self._attach or self._stopping.is_set():
+                    self._attaching = False
+                    return
+                model = self._attach.pop(0)
+            started = time.monotonic()
+            gc.disable()
+            try:
+                attached = model.attach_estimator()
+            finally:
+                gc.freeze()
+                gc.enable()
+            if attached:
+                log.info("%s v%s: scikit-learn estimator loaded in the background in %.1fs; %s", model.name,
+                         model.version, time.monotonic() - started, model.predict_path,
+                         extra={"model": model.name, "version": model.version})
 
     # -- queries --------------------------------------------------------------------------------
 

@@ -10,10 +10,12 @@ latency, server CPU time per request (utime+stime of the server's process tree f
 resident memory.
 
     python tests/benchmarks/bench_serving.py [--duration 10] [--server-core 0] [--client-core 1]
-        [--before /path/to/checkout] [--no-mlflow] [--concurrency 1,8,64] [--rows 1,64]
+        [--before /path/to/checkout] [--cached] [--no-mlflow] [--concurrency 1,8,64] [--rows 1,64]
 
 With ``--before DIR`` a fourth server, ``before``, runs the mlops_serving of another checkout (e.g.
-the main branch) on the same model. The servers take turns at each payload and concurrency (warm-up,
+the main branch) on the same model. With ``--cached`` one more, ``cached``, starts from a model cache a
+first (stopped) server filled: a restarted pod, whereas ``mlops`` downloaded the version itself.
+The servers take turns at each payload and concurrency (warm-up,
 then measurement, one server after the other), so a change of the machine's load between
 measurements hits them alike; compare the ratios of one run.
 
@@ -114,6 +116,19 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) ->
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+def wait_settled(url: str, timeout: float = 120) -> None:
+    """Wait until the model's ``predict_path`` (``/v2/models/{name}`` parameters) no longer says it is
+    loading (a server without that parameter is settled once ready)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            path = str(json.load(response).get("parameters", {}).get("predict_path", ""))
+        if "loading" not in path:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{url}: predict_path still loading after {timeout}s")
 
 
 def tree(pid: int) -> list[int]:
@@ -250,6 +265,12 @@ def verdict(results: list[Result]) -> str:
     if ours1 and theirs1:
         checks.append((f"1-row c=1 p50 {ours1.p50_ms:.2f} ms vs mlflow {theirs1.p50_ms:.2f} ms (target: no worse)",
                        ours1.p50_ms <= theirs1.p50_ms))
+    for rows in ROWS:  # a restarted pod (warm cache) against the one that downloaded the version
+        for c in CONCURRENCY:
+            cached, downloaded = get("cached", rows, c), get("mlops", rows, c)
+            if cached and downloaded:
+                checks.append((f"{rows}-row c={c} throughput of the cached start {cached.rps / downloaded.rps:.0%} "
+                               "of the downloading one's (target >= 95%)", cached.rps >= 0.95 * downloaded.rps))
     return "\n".join(f"[{'ok' if passed else 'MISS'}] {text}" for text, passed in checks)
 
 
@@ -261,6 +282,7 @@ def main() -> int:
     parser.add_argument("--client-core", type=int, default=1, help="CPU wrk is pinned to")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--before", help="another checkout whose mlops_serving is measured too (e.g. main)")
+    parser.add_argument("--cached", action="store_true", help="also a server started from a warm model cache")
     parser.add_argument("--no-mlflow", action="store_true", help="leave out `mlflow models serve`")
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)),
                         help="comma-separated connection counts (default %(default)s)")
@@ -295,11 +317,11 @@ def main() -> int:
         servers: list[tuple[str, str, int]] = []  # name, prediction URL, pid
         waits: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-        def mlops(name: str, source: Path | None) -> None:
+        def mlops(name: str, source: Path | None, cache: str | None = None) -> subprocess.Popen[bytes]:
             port = free_port()
             run_env = {**env, "MLOPS_SERVING_MODELS": f"{MODEL}:1", "MLOPS_SERVING_AUTH": "off",
-                       "MLOPS_SERVING_PORT": str(port), "MLOPS_SERVING_LOG_LEVEL": "WARNING",
-                       "MLOPS_SERVING_MODEL_CACHE_DIR": str(workdir / f"cache-{name}")}
+                       "MLOPS_SERVING_PORT": str(port), "MLOPS_SERVING_LOG_LEVEL": "INFO",
+                       "MLOPS_SERVING_MODEL_CACHE_DIR": str(workdir / f"cache-{cache or name}")}
             if source is not None:
                 run_env["PYTHONPATH"] = os.pathsep.join(str(source / p) for p in PACKAGES)
             proc = subprocess.Popen(
@@ -309,7 +331,15 @@ def main() -> int:
             procs.append(proc)
             servers.append((name, f"http://127.0.0.1:{port}/invocations", proc.pid))
             waits.append((f"http://127.0.0.1:{port}/readyz", proc))
+            return proc
 
+        if args.cached:  # a first server fills the cache (and its compiled forest), then stops: a restart
+            filler = mlops("filler", None, cache="cached")
+            wait_ready(waits.pop()[0], filler)
+            servers.pop()
+            os.killpg(filler.pid, signal.SIGTERM)
+            filler.wait(60)
+            mlops("cached", None)
         mlops("mlops", None)
         if args.before:
             mlops("before", Path(args.before))
@@ -336,6 +366,9 @@ def main() -> int:
         waits.append((f"http://127.0.0.1:{bare_port}/docs", bare))
         for url, proc in waits:
             wait_ready(url, proc)
+        for name, url, _pid in servers:  # a cached start loads the estimator after ready: let it settle
+            if name in ("mlops", "cached", "before"):
+                wait_settled(url.replace("/invocations", f"/v2/models/{MODEL}"))
         print(f"{len(servers)} servers up (server core {core}, wrk core {args.client_core}); "
               f"{args.duration:g}s per measurement", file=sys.stderr, flush=True)
         results = measure(servers, bodies, script, args.duration, args.client_core)

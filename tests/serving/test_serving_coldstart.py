@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import requests
 
-from .serving_support import CANCER, WINE, WINE_ROWS, start_server, wine_features
+from mlops_serving.runtime import PATH_COMPILED_LOADING, PATH_SPLIT
+
+from .serving_support import CANCER, WINE, WINE_ROWS, start_server, wait_until, wine_features
 
 SNAPSHOT_NAMES = """
 import json, sys
@@ -101,13 +103,28 @@ def test_a_cached_version_is_served_without_the_registry(trained_store: Any, tmp
     assert (entries[0].parent / "forest.npz").is_file()  # checked against the estimator, then stored
     assert json.loads(entries[0].read_text())["run_id"] == metadata["parameters"]["run_id"]
 
+    # the downloading process: the compiled forest up to SMALL_BATCH rows, the estimator's trees above
+    assert metadata["parameters"]["predict_path"] == PATH_SPLIT
     (home / "mlflow.db").rename(tmp_path / "mlflow.db.away")  # no registry any more
     second = start_server(tmp_path, env)
     try:
         again = second.post("/invocations", json=body)
         assert again.status_code == 200, again.text
         assert again.json() == answer.json()
-        assert second.get(f"/v2/models/{WINE}").json() == metadata  # same version, run, features, classes
+        # ready on the compiled forest alone; the estimator loads after ready, from the cache entry, and
+        # then predicts the large batches, as in the downloading process
+        assert second.get(f"/v2/models/{WINE}").json()["parameters"]["predict_path"] in (PATH_COMPILED_LOADING,
+                                                                                          PATH_SPLIT)
+        wait_until(lambda: second.get(f"/v2/models/{WINE}").json()["parameters"]["predict_path"] == PATH_SPLIT,
+                   120, f"{second.url}: estimator not attached\n{second.log.read_text(errors='replace')[-3000:]}")
+        assert second.get(f"/v2/models/{WINE}").json() == metadata  # same version, run, features, classes, path
+        assert f"{WINE} v1: scikit-learn estimator loaded" in second.log.read_text()
+        large = [WINE_ROWS[i % len(WINE_ROWS)] for i in range(200)]
+        for rows in (WINE_ROWS[:1], large):  # the same answers on both sides of SMALL_BATCH
+            proba = second.post("/predict", json={"features": rows, "probabilities": True})
+            assert proba.status_code == 200, proba.text
+            expected = wine_model.predict_proba(np.asarray(rows, dtype=np.float64)).tolist()
+            assert proba.json()["probabilities"] == expected
     finally:
         second.stop()
 

@@ -102,3 +102,113 @@ def test_compiled_forest_refuses_other_estimators_and_damaged_arrays(tmp_path) -
         CompiledForest({**compiled.arrays, "format": np.asarray(99)})
     with pytest.raises(ValueError, match="features"):
         compiled.predict_proba(x[:, :5])
+
+
+
+def _cached_forest(compiled: CompiledForest, estimator: object) -> LoadedModel:
+    """A model as ``_load_files`` leaves a cached forest: the compiled arrays, the estimator to load."""
+    model = _loaded(compiled)
+    model.proba_fn, model.proba_argmax = compiled.predict_proba, True
+    model.predict_path = runtime.PATH_COMPILED_LOADING
+    model.estimator_loader = lambda: estimator
+    return model
+
+
+def test_a_compiled_forest_hands_large_batches_to_the_estimator_once_loaded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops_serving.fastpath import SMALL_BATCH
+
+    x, y = load_wine(return_X_y=True)
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(x, y)
+    compiled = CompiledForest.from_estimator(forest)
+    assert compiled is not None
+    model = _cached_forest(compiled, forest)
+    before = model.predict(x)
+
+    compiled_rows: list[int] = []
+    compiled_proba = compiled.predict_proba
+
+    def counted(rows: np.ndarray) -> np.ndarray:
+        compiled_rows.append(len(rows))
+        return compiled_proba(rows)
+
+    monkeypatch.setattr(compiled, "predict_proba", counted)
+    assert model.attach_estimator() is True
+    assert model.predict_path == runtime.PATH_SPLIT and model.estimator_loader is None
+    assert model.attach_estimator() is False  # once
+    compiled_rows.clear()
+    for rows in (x[:1], x[:SMALL_BATCH], x[:SMALL_BATCH + 1], x):  # the same answers, small and large batches
+        after = model.predict(rows)
+        assert np.array_equal(after.probabilities, forest.predict_proba(rows))
+        assert np.array_equal(after.labels, forest.predict(rows))
+    assert compiled_rows == [1, SMALL_BATCH]  # above SMALL_BATCH rows, the estimator's trees
+    assert np.array_equal(model.predict(x).probabilities, before.probabilities)
+    monkeypatch.undo()
+
+    # an estimator whose trees differ from the compiled arrays (another version's file): not used
+    refused = _cached_forest(compiled, RandomForestClassifier(n_estimators=20, random_state=1).fit(x, y))
+    assert refused.attach_estimator() is False
+    assert refused.predict_path == runtime.PATH_COMPILED and refused.proba_fn == compiled.predict_proba
+
+    # an estimator that cannot be loaded: the compiled forest goes on predicting every batch
+    broken = _cached_forest(compiled, forest)
+
+    def fail() -> None:
+        raise OSError("model.skops: no such file")
+
+    broken.estimator_loader = fail
+    assert broken.attach_estimator() is False
+    assert broken.predict_path == runtime.PATH_COMPILED
+    assert np.array_equal(broken.predict(x).probabilities, forest.predict_proba(x))
+
+
+def test_the_manager_attaches_estimators_after_the_models_are_ready(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import time
+
+    from mlops_serving.metrics import ServingMetrics
+    from mlops_serving.runtime import ModelManager
+    from mlops_serving.settings import ServingSettings
+
+    x, y = load_wine(return_X_y=True)
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y)
+    compiled = CompiledForest.from_estimator(forest)
+    assert compiled is not None
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    settings = ServingSettings(models="a:1,b:1", load_retry_initial_s=0.05, load_retry_max_s=0.05)
+    manager: ModelManager
+    attempts = {"a": 0, "b": 0}
+    ready_when_loaded: dict[str, bool] = {}
+
+    def load(registry: object, ref: ModelRef) -> LoadedModel:
+        attempts[ref.name] += 1
+        if ref.name == "b" and attempts["b"] == 1:
+            raise OSError("registry unreachable")  # b: ready only at its second attempt
+
+        def estimator() -> RandomForestClassifier:
+            ready_when_loaded[ref.name] = manager.slots[ref.name].state == "ready"
+            return forest
+
+        model = _cached_forest(compiled, forest)
+        model.name = ref.name
+        model.estimator_loader = estimator
+        return model
+
+    async def run() -> dict[str, str]:
+        nonlocal manager
+        manager = ModelManager(settings, ServingMetrics(), loader=load)
+        monkeypatch.setattr(manager, "_get_registry", lambda: None)
+        manager.start()
+        deadline = time.monotonic() + 60
+        paths: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            paths = {n: s.model.predict_path if s.model else "" for n, s in manager.slots.items()}
+            if all(p == runtime.PATH_SPLIT for p in paths.values()):
+                break
+            await asyncio.sleep(0.05)
+        await manager.stop()
+        return paths
+
+    assert asyncio.run(run()) == {"a": runtime.PATH_SPLIT, "b": runtime.PATH_SPLIT}
+    assert attempts == {"a": 1, "b": 2}
+    assert ready_when_loaded == {"a": True, "b": True}  # never before the model was ready

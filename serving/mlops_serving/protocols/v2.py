@@ -113,6 +113,7 @@ def model_metadata(model: LoadedModel) -> dict[str, Any]:
             "run_id": model.run_id,
             "classes": model.class_names,
             "flavor": model.flavor,
+            "predict_path": model.predict_path,
             "signature": schema.kind,
             "validation": schema.describe(),
             "feature_names": list(schema.feature_names) if schema.names_known else None,
