@@ -14,7 +14,8 @@ and runs its entrypoint as the workflow controller would:
   with ``{{item}}`` (at most ``spec.parallelism`` pods at once); ``continueOn.failed``; step outputs
   ``{{tasks|steps.<name>.exitCode}}``, ``.outputs.result`` (the container's standard output),
   ``.outputs.parameters.<name>`` (a container's ``valueFrom.path`` on one of its volumes, with its
-  ``default``; without one a missing file errors the node) and ``.status``; ``retryStrategy`` (the template's, else ``templateDefaults``): ``limit``,
+  ``default``; without one a missing file errors the node) and ``.status``; ``retryStrategy`` (the
+  template's, else ``templateDefaults``): ``limit``,
   ``retryPolicy``, ``expression`` on ``lastRetry.exitCode|status|duration``, and ``backoff`` whose
   durations are multiplied by the one time factor (``MLOPS_LOCAL_TIME_SCALE``);
   ``activeDeadlineSeconds`` of a container template is its timeout;
