@@ -67,15 +67,15 @@ def test_help_and_argument_errors_import_nothing_heavy(tmp_path: Path, args: lis
 def test_the_process_entry_tunes_the_collector_and_a_library_call_does_not(monkeypatch: pytest.MonkeyPatch,
                                                                           capsys: pytest.CaptureFixture[str]) -> None:
     threshold = gc.get_threshold()
-    assert gc.get_freeze_count() == 0
+    frozen = gc.get_freeze_count()  # code run earlier in this process may have frozen objects too
     try:
         assert cli.main(["config"]) == 0
-        assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0  # a library call: left alone
+        assert gc.get_threshold() == threshold and gc.get_freeze_count() == frozen  # a library call: left alone
 
         monkeypatch.setattr(sys, "argv", ["mlops", "config"])
         assert cli.main() == 0  # the process entry (the `mlops` script, python -m mlops_workflows.cli)
         assert gc.get_threshold()[0] == 50_000 and gc.get_threshold()[1:] == threshold[1:]
-        assert gc.get_freeze_count() > 0  # survivors skipped by the collections at interpreter exit
+        assert gc.get_freeze_count() > frozen  # survivors skipped by the collections at interpreter exit
         assert "MLFLOW_TRACKING_URI" in capsys.readouterr().out
     finally:
         gc.unfreeze()
