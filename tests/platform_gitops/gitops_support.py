@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from mlops_platform.manifests import crossref
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTERS = sorted(p.name for p in (REPO / "clusters").iterdir() if (p / "kustomization.yaml").is_file())
@@ -39,17 +40,8 @@ def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d.get("kind") == kind]
 
 
-def images_in(value: Any) -> Iterator[str]:
-    """Every ``image:`` string anywhere in a rendered object."""
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            if key == "image" and isinstance(sub, str):
-                yield sub
-            else:
-                yield from images_in(sub)
-    elif isinstance(value, list):
-        for item in value:
-            yield from images_in(item)
+# Every ``image:`` string anywhere in a rendered object: the validator's own walk.
+images_in = crossref.images
 
 
 PROJECT_REGISTRIES = ("ghcr.io/mlops-gitops/", "localhost/mlops/")

@@ -562,16 +562,21 @@ def check_service_urls(objects: list[Obj]) -> Iterator[Problem]:
 # -- metric names, images, secrets ----------------------------------------------------------------
 
 
-def _exprs(value: Any) -> Iterator[str]:
+def strings_at(value: Any, name: str) -> Iterator[str]:
+    """Every string under the key ``name`` anywhere in a nested object (not below such a string's key)."""
     if isinstance(value, dict):
         for key, sub in value.items():
-            if key == "expr" and isinstance(sub, str):
+            if key == name and isinstance(sub, str):
                 yield sub
             else:
-                yield from _exprs(sub)
+                yield from strings_at(sub, name)
     elif isinstance(value, list):
         for item in value:
-            yield from _exprs(item)
+            yield from strings_at(item, name)
+
+
+def _exprs(value: Any) -> Iterator[str]:
+    return strings_at(value, "expr")
 
 
 def queries(obj: Obj) -> Iterator[tuple[str, str]]:
@@ -615,15 +620,8 @@ def dashboard_files(root: Path) -> Iterator[tuple[Path, str]]:
 
 
 def images(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            if key == "image" and isinstance(sub, str):
-                yield sub
-            else:
-                yield from images(sub)
-    elif isinstance(value, list):
-        for item in value:
-            yield from images(item)
+    """Every ``image:`` string anywhere in a rendered object."""
+    return strings_at(value, "image")
 
 
 def split_image(image: str) -> tuple[str, str | None, bool]:
