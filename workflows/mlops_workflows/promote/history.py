@@ -69,7 +69,7 @@ def previous_pin(pins: list[Pin], current: int) -> Pin | None:
 
 
 def format_history(pins: list[Pin], model: str, env: str) -> str:
-    from mlops_workflows.models_cmd import _table
+    from mlops_workflows.models import _table
 
     if not pins:
         return f"no history of {model} in {env}"

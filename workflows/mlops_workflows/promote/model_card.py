@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from mlops_platform import registry as reg
 from mlops_platform.registry import Registry
-from mlops_workflows.models_cmd import KEY_METRICS
+from mlops_workflows.models import KEY_METRICS
 from mlops_workflows.promote.gates import Check
 
 LOWER_IS_BETTER = frozenset({"log_loss"})

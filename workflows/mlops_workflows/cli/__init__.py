@@ -89,14 +89,14 @@ def _registry() -> Registry:
 
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
-    from mlops_workflows.models_cmd import list_models
+    from mlops_workflows.models import list_models
 
     print(list_models(_registry()))
     return 0
 
 
 def _cmd_models_show(args: argparse.Namespace) -> int:
-    from mlops_workflows.models_cmd import show_model
+    from mlops_workflows.models import show_model
 
     print(show_model(_registry(), args.name, args.version))
     return 0
@@ -143,13 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     models_show.set_defaults(handler=_cmd_models_show)
 
     # Each component adds its own commands; heavy imports stay inside their handlers.
-    from mlops_local.cli import add_commands as add_local_commands
-    from mlops_platform.analysis.cli import add_analysis_command
-    from mlops_serving.cli import add_commands as add_serving_commands
-    from mlops_workflows.argo_cli import add_commands as add_workflow_commands
-    from mlops_workflows.jobs_cli import add_commands as add_job_commands
-    from mlops_workflows.promote.cli import add_commands as add_promote_commands
-    from mlops_workflows.promote.cli import add_models_commands
+    from mlops_workflows.cli.analysis import add_analysis_command
+    from mlops_workflows.cli.drift import add_commands as add_job_commands
+    from mlops_workflows.cli.lifecycle import add_commands as add_local_commands
+    from mlops_workflows.cli.promote import add_commands as add_promote_commands
+    from mlops_workflows.cli.promote import add_models_commands
+    from mlops_workflows.cli.serve import add_commands as add_serving_commands
+    from mlops_workflows.cli.workflow import add_commands as add_workflow_commands
 
     add_models_commands(models_sub)  # models history
     add_serving_commands(commands)  # serve, keys

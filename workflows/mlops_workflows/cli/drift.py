@@ -121,7 +121,7 @@ def _print_drift(outcome: Any) -> None:
 def _cmd_baseline_create(args: argparse.Namespace) -> int:
     from mlops_platform.registry import Registry
     from mlops_platform.settings import PlatformSettings, load_settings
-    from mlops_workflows.baseline_cmd import create_baseline
+    from mlops_workflows.baseline import create_baseline
 
     settings = load_settings(PlatformSettings)
     registry = Registry(settings)
