@@ -5,7 +5,7 @@
 #
 # Steps (each idempotent, so re-running continues where it stopped):
 #   1. the footprint: the CPU and memory requests of everything the cluster will run
-#      (python -m mlops_platform.manifests.footprint), checked against what Docker can give;
+#      (python -m mlops_gitops.manifests.footprint), checked against what Docker can give;
 #      refuses to start below it;
 #   2. kind cluster "${KIND_CLUSTER_NAME:-mlops}" with the ports of kind_config in hack/lib/kind.sh
 #      (127.0.0.1:8080 HTTP and 127.0.0.1:8443 HTTPS to the Istio ingress gateway);
@@ -64,7 +64,7 @@ check_footprint() {
   local ncpu memory
   read -r ncpu memory < <(docker info --format '{{.NCPU}} {{.MemTotal}}')
   log "Docker gives ${ncpu} CPUs and $((memory / 1024 / 1024)) MiB; the platform asks for:"
-  "${PYTHON}" -m mlops_platform.manifests.footprint --root "${REPO_ROOT}" --cluster kind --nodes 2 \
+  "${PYTHON}" -m mlops_gitops.manifests.footprint --root "${REPO_ROOT}" --cluster kind --nodes 2 \
     --capacity-cpus "${ncpu}" --capacity-memory "${memory}" ||
     die "not enough CPU or memory for the platform (above); nothing was created"
 }
@@ -97,7 +97,7 @@ install_argocd() {
   local workload requests limits
   while read -r workload requests limits; do
     kc -n argocd set resources "${workload}" "${requests}" "${limits}" >/dev/null
-  done < <("${PYTHON}" -m mlops_platform.manifests.upstream_sizes clusters/kind/argocd-resources.yaml)
+  done < <("${PYTHON}" -m mlops_gitops.manifests.upstream_sizes clusters/kind/argocd-resources.yaml)
   kc -n argocd rollout restart deployment argocd-repo-server >/dev/null
   kc -n argocd rollout status deployment argocd-server --timeout=300s
   kc -n argocd rollout status deployment argocd-repo-server --timeout=300s

@@ -9,7 +9,7 @@ Semantics kept from Argo Rollouts (canary strategy with Istio host-level traffic
   the Rollout names into the VirtualService (pushed to Envoy), ``pause`` waits its duration (scaled;
   a pause without duration is an indefinite pause: the Rollout stays Paused), ``analysis`` runs its
   templates with the step's args (``value``, ``fieldRef`` on the Rollout, ``podTemplateHashValue``
-  Latest/Stable) — Prometheus metrics with :func:`mlops_platform.analysis.run_analysis`, job
+  Latest/Stable) — Prometheus metrics with :func:`mlops_gitops.analysis.run_analysis`, job
   metrics as the Job's pod (:mod:`mlops_local.podspec`), Successful when the Job exits 0;
 - Failed or Error aborts: all traffic back to stable at once, the canary scaled down after
   ``abortScaleDownDelaySeconds``, phase Degraded, event ``aborted``; Inconclusive pauses (Paused);
@@ -41,7 +41,7 @@ from mlops_local.cluster import App, LocalCluster, pod_template_hash
 from mlops_local.settings import LocalSettings
 from mlops_local.state import StateFile
 from mlops_local.traffic import TrafficClient, Window
-from mlops_platform.analysis.runner import (
+from mlops_gitops.analysis.runner import (
     AnalysisResult,
     Measurement,
     Metric,

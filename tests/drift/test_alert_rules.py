@@ -15,7 +15,7 @@ from support.project import REPO
 from support.prometheus import extract_rules
 from support.services import require_binary
 
-from mlops_platform.manifests.promql import metric_names
+from mlops_gitops.manifests.promql import metric_names
 from mlops_platform.metric_names import all_metric_names
 
 RULES = REPO / "infra" / "monitoring" / "rules"

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from support.project import REPO
 
-from mlops_platform.manifests import footprint as fp
-from mlops_platform.manifests import upstream_sizes
-from mlops_platform.manifests.discover import render
+from mlops_gitops.manifests import footprint as fp
+from mlops_gitops.manifests import upstream_sizes
+from mlops_gitops.manifests.discover import render
 
 
 def test_quantities() -> None:

@@ -3,7 +3,7 @@
 Three servers of the trained wine-classifier stand in for pods: "stable" and "canary" serve
 version 1, "broken" is configured with a version that does not exist and answers 503. Prometheus
 scrapes them every second and attaches the labels a PodMonitor would (namespace, pod-template
-hash). The templates are evaluated with ``mlops_platform.analysis`` (``mlops analysis run``).
+hash). The templates are evaluated with ``mlops_gitops.analysis`` (``mlops analysis run``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from support.services import free_port, require_binary, wait_for_http
 
-from mlops_platform.analysis import AnalysisResult, load_templates, resolve_metrics, run_analysis
+from mlops_gitops.analysis import AnalysisResult, load_templates, resolve_metrics, run_analysis
 
 pytestmark = pytest.mark.integration
 

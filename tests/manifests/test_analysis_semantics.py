@@ -1,4 +1,4 @@
-"""Argo Rollouts semantics of mlops_platform.analysis, with a fake Prometheus."""
+"""Argo Rollouts semantics of mlops_gitops.analysis, with a fake Prometheus."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from mlops_platform.analysis import Metric, PrometheusClient, run_analysis
-from mlops_platform.analysis.expr import ExprError, evaluate
-from mlops_platform.analysis.runner import parse_duration, resolve_metrics
+from mlops_gitops.analysis import Metric, PrometheusClient, run_analysis
+from mlops_gitops.analysis.expr import ExprError, evaluate
+from mlops_gitops.analysis.runner import parse_duration, resolve_metrics
 
 GUARDED = "len(result) > 0 && !isNaN(result[0]) && result[0] >= 0.95"
 

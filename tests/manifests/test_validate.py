@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_platform.manifests import ValidateOptions, validate_repo
+from mlops_gitops.manifests import ValidateOptions, validate_repo
 
 REPO = Path(__file__).resolve().parents[2]
 COPIED = ("apps", "clusters", "infra", "serving/manifests", "serving/Dockerfile", "workflows/manifests",
@@ -192,7 +192,7 @@ def test_kind_without_schema_is_a_problem(pristine: Path, tmp_path: Path) -> Non
 
 
 def test_crd_schemas_are_made_strict() -> None:
-    from mlops_platform.manifests.schemas import tighten
+    from mlops_gitops.manifests.schemas import tighten
 
     loose = {"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {"type": "string"}}},
                                               "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_platform.manifests import crossref
+from mlops_gitops.manifests import crossref
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTERS = sorted(p.name for p in (REPO / "clusters").iterdir() if (p / "kustomization.yaml").is_file())

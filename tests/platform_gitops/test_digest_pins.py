@@ -1,4 +1,4 @@
-"""prod-example pins the project's images by the digests a release pushed (mlops_platform.manifests.digest_pins).
+"""prod-example pins the project's images by the digests a release pushed (mlops_gitops.manifests.digest_pins).
 
 The pinning of digests a real registry returned is tested in test_images_run.py (the images pushed to
 Debian's docker-registry); here: what the repository holds, and the script's refusals and renames.
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_platform.manifests import digest_pins
+from mlops_gitops.manifests import digest_pins
 
 from .gitops_support import REPO, project_images
 
@@ -83,7 +83,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     root = _copy(tmp_path)
     before = digest_pins.component_path(root, "prod-example").read_text()
     result = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "python"), "-m", "mlops_platform.manifests.digest_pins", "--root", str(root),
+        [str(REPO / ".venv" / "bin" / "python"), "-m", "mlops_gitops.manifests.digest_pins", "--root", str(root),
          "--from", "-"], input="\n".join(refs) + "\n", capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
@@ -104,7 +104,7 @@ def test_the_release_workflow_pins_the_digests_of_every_image_it_pushes() -> Non
     pin = jobs["pin-digests"]
     assert pin["needs"] == "images" and "refs/tags/v" in pin["if"]
     script = "\n".join(step.get("run", "") for step in pin["steps"])
-    assert "mlops_platform.manifests.digest_pins --cluster prod-example --from -" in script
+    assert "mlops_gitops.manifests.digest_pins --cluster prod-example --from -" in script
     assert "gh pr create --base main" in script
     assert any("refs/tags/v" in str(step.get("if", "")) and "upload-artifact" in str(step.get("uses", ""))
                for step in jobs["images"]["steps"])

@@ -17,7 +17,7 @@ stated where they are set).
   loads it from the tracking server and answers predictions, and writes its prediction log to S3;
 - the jobs image runs the ``drift`` step on that log: exit 10, drift found;
 - the three images pushed to Debian's docker-registry on loopback (the release push), their digests
-  pinned in a copy of prod-example by mlops_platform.manifests.digest_pins: every project image it
+  pinned in a copy of prod-example by mlops_gitops.manifests.digest_pins: every project image it
   renders runs that digest.
 """
 
@@ -41,7 +41,7 @@ from support.podexec import PodCommand, render
 from support.project import REPO
 from support.services import integration_required, oci_registry, require_binary, wait_for_http
 
-from mlops_platform.manifests import digest_pins
+from mlops_gitops.manifests import digest_pins
 
 from .gitops_support import project_images
 
@@ -309,7 +309,7 @@ def test_release_digests_pushed_to_a_registry_pin_every_project_image_of_prod_ex
         images: dict[str, str], tmp_path: Path) -> None:
     """The release path of .github/workflows/ci.yaml (job pin-digests), with Debian's docker-registry for
     ghcr.io: push the three images, take the digests the push returned, pin them with
-    ``mlops_platform.manifests.digest_pins``, render prod-example as Argo CD would: every project image
+    ``mlops_gitops.manifests.digest_pins``, render prod-example as Argo CD would: every project image
     is ``@<the digest pushed>``, and the registry serves that digest."""
     registry_dir = tmp_path / "registry"
     with oci_registry(registry_dir) as registry:
@@ -330,7 +330,7 @@ def test_release_digests_pushed_to_a_registry_pin_every_project_image_of_prod_ex
             refs.append(f"{digest_pins.MANIFEST_REPOSITORY}/{name}:{tag}@{digest}")
     root = tmp_path / "repo"
     shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(".git", ".venv", ".mlops", "__pycache__"))
-    written = subprocess.run([sys.executable, "-m", "mlops_platform.manifests.digest_pins", "--root", str(root),
+    written = subprocess.run([sys.executable, "-m", "mlops_gitops.manifests.digest_pins", "--root", str(root),
                               "--cluster", "prod-example", "--from", "-"], input="\n".join(refs) + "\n",
                              capture_output=True, text=True, timeout=60, check=False)
     assert written.returncode == 0, written.stderr

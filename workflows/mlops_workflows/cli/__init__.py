@@ -214,6 +214,3 @@ def _main(given: list[str]) -> int:
         print("interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

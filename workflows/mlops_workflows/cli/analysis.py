@@ -25,7 +25,7 @@ def _arg(text: str) -> tuple[str, str]:
 def _cmd_analysis_run(args: argparse.Namespace) -> int:
     import json
 
-    from mlops_platform.analysis.runner import (
+    from mlops_gitops.analysis.runner import (
         Measurement,
         Metric,
         load_templates,
@@ -56,7 +56,7 @@ def _cmd_analysis_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_analysis_replay(args: argparse.Namespace) -> int:
-    from mlops_platform.analysis.replay import replay
+    from mlops_workflows.replay import replay
     from mlops_platform.settings import AnalysisSettings, load_settings
 
     settings = load_settings(AnalysisSettings)

@@ -4,7 +4,7 @@ Argo CD's install manifest (installed by ``hack/kind-up.sh``) gives none of its 
 requests or limits; ``clusters/<name>/argocd-resources.yaml`` holds them, keyed
 ``<deployment|statefulset>/<name>``. The footprint counts them, and ``hack/kind-up.sh`` applies
 them after the install with the ``kubectl set resources`` arguments this module prints
-(``python -m mlops_platform.manifests.upstream_sizes FILE``: one line per workload, ``WORKLOAD
+(``python -m mlops_gitops.manifests.upstream_sizes FILE``: one line per workload, ``WORKLOAD
 --requests=cpu=..,memory=.. --limits=cpu=..,memory=..``).
 """
 
@@ -56,7 +56,7 @@ def kubectl_args(resources: Mapping[str, Mapping[str, str]]) -> tuple[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m mlops_platform.manifests.upstream_sizes FILE", file=sys.stderr)
+        print("usage: python -m mlops_gitops.manifests.upstream_sizes FILE", file=sys.stderr)
         return 2
     try:
         sizes = load(Path(args[0]))

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from mlops_platform.manifests.model import Obj, Problem
+from mlops_gitops.manifests.model import Obj, Problem
 
 Values = Mapping[str, Any]
 _UNSET = object()
@@ -173,6 +173,6 @@ def check_chart_values(objects: Iterable[Obj], root: Path, rules: Iterable[Rule]
             if version != rule.read_at:
                 yield Problem.at(app, f"chart {chart} {version}: the values rule for it was read from the chart "
                                       f"at {rule.read_at}; re-read its templates and update "
-                                      f"mlops_platform/manifests/chartvalues.py")
+                                      f"mlops_gitops/manifests/chartvalues.py")
             for message in rule.check(values):
                 yield Problem.at(app, f"chart {chart} {version}: {message}")

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mlops_platform.manifests.discover import walk
-from mlops_platform.manifests.model import Obj, Problem, Source
-from mlops_platform.manifests.promql import metric_names
+from mlops_gitops.manifests.discover import walk
+from mlops_gitops.manifests.model import Obj, Problem, Source
+from mlops_gitops.manifests.promql import metric_names
 
 WORKLOAD_KINDS = frozenset({"Rollout", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
 PROMETHEUS_SYNTHETIC = frozenset({

@@ -7,10 +7,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops_platform.manifests import chartvalues, crossref
-from mlops_platform.manifests.discover import load
-from mlops_platform.manifests.model import Problem
-from mlops_platform.manifests.schemas import SchemaValidator
+from mlops_gitops.manifests import chartvalues, crossref
+from mlops_gitops.manifests.discover import load
+from mlops_gitops.manifests.model import Problem
+from mlops_gitops.manifests.schemas import SchemaValidator
 from mlops_platform.metric_names import all_metric_names
 
 ENV_CRD_SCHEMAS = "MLOPS_CRD_SCHEMAS"

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from mlops_platform.manifests.model import Obj, Problem, Source
+from mlops_gitops.manifests.model import Obj, Problem, Source
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 SKIPPED_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", "build", "dist"})

@@ -1,4 +1,4 @@
-"""``python -m mlops_platform.manifests``: validate every manifest in the repository (hack/validate)."""
+"""``python -m mlops_gitops.manifests``: validate every manifest in the repository (hack/validate)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlops_platform.manifests.validate import ENV_CRD_SCHEMAS, ValidateOptions, validate_repo
+from mlops_gitops.manifests.validate import ENV_CRD_SCHEMAS, ValidateOptions, validate_repo
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from mlops_platform.analysis.expr import ExprError, evaluate
+from mlops_gitops.analysis.expr import ExprError, evaluate
 from mlops_platform.errors import ConfigError
 
 Phase = Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]

@@ -15,7 +15,7 @@ workflow-templates and mlflow folders and (through the models ApplicationSet's
   folder pins the pushed tag: a folder on another tag fails to render instead of running an unpinned
   or wrong image.
 
-``python -m mlops_platform.manifests.digest_pins [--root DIR] [--cluster NAME] REF... | --from FILE``
+``python -m mlops_gitops.manifests.digest_pins [--root DIR] [--cluster NAME] REF... | --from FILE``
 (``-`` reads stdin); exit 2 with one line on bad input, nothing written.
 """
 
@@ -43,7 +43,7 @@ _REF = re.compile(r"^(?P<repository>[a-z0-9][a-z0-9._:/-]*?)(?::(?P<tag>[\w][\w.
                   r"@(?P<digest>sha256:[0-9a-f]{64})$")
 _HEADER = """\
 # The project's images pinned by digest in {cluster}: written by
-# `python -m mlops_platform.manifests.digest_pins` from the digests the release push returned
+# `python -m mlops_gitops.manifests.digest_pins` from the digests the release push returned
 # (.github/workflows/ci.yaml, job pin-digests, which opens the pull request); do not edit by hand.
 # {released}
 """
@@ -153,7 +153,7 @@ def pinned(root: Path, cluster: str) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m mlops_platform.manifests.digest_pins",
+        prog="python -m mlops_gitops.manifests.digest_pins",
         description="Pin a cluster's project images by the digests a release pushed (clusters/<name>/images/).")
     parser.add_argument("refs", nargs="*", metavar="REF", help="REPOSITORY:TAG@sha256:..., one per project image")
     parser.add_argument("--from", dest="source", type=Path, help="a file of references, one a line ('-': stdin)")

@@ -44,10 +44,10 @@ from typing import Any
 
 import yaml
 
-from mlops_platform.manifests import upstream_sizes
-from mlops_platform.manifests.chartvalues import app_values, get, merge
-from mlops_platform.manifests.discover import render
-from mlops_platform.manifests.model import Obj, Source
+from mlops_gitops.manifests import upstream_sizes
+from mlops_gitops.manifests.chartvalues import app_values, get, merge
+from mlops_gitops.manifests.discover import render
+from mlops_gitops.manifests.model import Obj, Source
 
 # Target of the kind cluster (issue 12): two models in two environments, everything included.
 TARGET_CPU_M = 4000
@@ -502,7 +502,7 @@ def _training(rendered: Sequence[Any], app: str, root: Path, ctx: _Context) -> I
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m mlops_platform.manifests.footprint",
+        prog="python -m mlops_gitops.manifests.footprint",
         description="Sum the CPU and memory requests and limits of everything a cluster of this repository runs; "
         "exit 1 when the requests exceed the target or the capacity given.")
     parser.add_argument("--root", type=Path, default=Path.cwd())

@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
 
-from mlops_platform.manifests.model import Obj, Problem
+from mlops_gitops.manifests.model import Obj, Problem
 
 _BRANCHES = ("oneOf", "anyOf", "allOf", "not")
 

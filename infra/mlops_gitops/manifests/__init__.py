@@ -14,7 +14,7 @@ repository creates, Dockerfiles for the project's images, and no committed Secre
 
 from __future__ import annotations
 
-from mlops_platform.manifests.model import Obj, Problem, Source
-from mlops_platform.manifests.validate import Report, ValidateOptions, validate_repo
+from mlops_gitops.manifests.model import Obj, Problem, Source
+from mlops_gitops.manifests.validate import Report, ValidateOptions, validate_repo
 
 __all__ = ["Obj", "Problem", "Report", "Source", "ValidateOptions", "validate_repo"]
