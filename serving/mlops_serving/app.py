@@ -28,7 +28,7 @@ from mlops_serving.dataplane import DataPlane
 from mlops_serving.errors import ClientClosedRequestError, InvalidInputError, ServingError
 from mlops_serving.metrics import ServingMetrics
 from mlops_serving.predlog import PredictionLogger
-from mlops_serving.routes import health, mlflow, predict, v2
+from mlops_serving.routes import health, invocations, predict, v2
 from mlops_serving.routes.deps import SECURITY_SCHEMES
 from mlops_serving.runtime import ModelManager
 from mlops_serving.settings import ServingSettings
@@ -216,7 +216,7 @@ def create_app(settings: ServingSettings, loader: Callable[..., Any] | None = No
     app.state.dataplane = dataplane
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (predict.router, mlflow.router, v2.router, health.router):  # hot routes first
+    for router in (predict.router, invocations.router, v2.router, health.router):  # hot routes first
         app.include_router(router)
     _document_security(app, [ref.name for ref in settings.models])
     app.add_middleware(RequestMiddleware, metrics=metrics, access_log=settings.access_log)

@@ -60,7 +60,7 @@ def warm_up() -> int:
     milliseconds), at start-up rather than in the first request that needs them."""
     import pandas as pd
 
-    import mlops_serving.protocols.mlflow
+    import mlops_serving.protocols.mlflow_scoring
     import mlops_serving.protocols.native
     import mlops_serving.protocols.v2  # noqa: F401
 

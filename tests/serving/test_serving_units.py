@@ -24,7 +24,7 @@ from mlops_serving.errors import (
     UnsupportedMediaTypeError,
 )
 from mlops_serving.parsing import BodyParser
-from mlops_serving.protocols import mlflow as mlflow_protocol
+from mlops_serving.protocols import mlflow_scoring as mlflow_protocol
 from mlops_serving.protocols import native, tabular, v2
 from mlops_serving.runtime import LoadedModel, Prediction
 from mlops_serving.settings import ModelRef, ServingSettings

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from mlops_serving import __version__
-from mlops_serving.protocols import mlflow
+from mlops_serving.protocols import mlflow_scoring
 from mlops_serving.routes.deps import SECURITY, DataPlaneDep, dataplane_of, principal_of, read_body
 
 router = APIRouter(tags=["mlflow"])
@@ -25,9 +25,9 @@ async def invocations(request: Request) -> Response:
     model = dataplane.model(None)
     with dataplane.arrival(model) as arrival:
         body = await read_body(request, dataplane.settings.max_body_bytes, dataplane.settings.body_timeout_s)
-        features = await dataplane.parse(model, mlflow.parse, body, request.headers.get("content-type"))
+        features = await dataplane.parse(model, mlflow_scoring.parse, body, request.headers.get("content-type"))
         prediction = await dataplane.predict(model, arrival, features)
-    return Response(mlflow.render(prediction), media_type="application/json")
+    return Response(mlflow_scoring.render(prediction), media_type="application/json")
 
 
 @router.get("/ping", summary="MLflow health check: 200 once the default model is ready")
