@@ -37,10 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_local.cluster import App, LocalCluster, pod_template_hash
-from mlops_local.settings import LocalSettings
-from mlops_local.state import StateFile
-from mlops_local.traffic import TrafficClient, Window
 from mlops_gitops.analysis.runner import (
     AnalysisResult,
     Measurement,
@@ -52,6 +48,10 @@ from mlops_gitops.analysis.runner import (
     substitute_args,
     worse,
 )
+from mlops_local.cluster import App, LocalCluster, pod_template_hash
+from mlops_local.settings import LocalSettings
+from mlops_local.state import StateFile
+from mlops_local.traffic import TrafficClient, Window
 from mlops_platform.errors import ConfigError
 
 _GO_DURATION = re.compile(r"^\d+(?:\.\d+)?(?:ms|s|m|h)(?:\d+(?:\.\d+)?(?:ms|s|m|h))*$")

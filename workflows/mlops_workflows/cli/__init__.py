@@ -15,91 +15,35 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from mlops_platform.errors import GateFailedError, InvalidInputError, MlopsError
+from mlops_platform.errors import ConfigError, InvalidInputError, MlopsError
+from mlops_workflows.cli import (
+    analysis,
+    baseline,
+    batch_predict,
+    config,
+    drift,
+    keys,
+    lifecycle,
+    models,
+    promote,
+    rollback,
+    rollout,
+    serve,
+    train,
+    workflow,
+)
 from mlops_workflows.procgc import one_command_process
-
-if TYPE_CHECKING:
-    from mlops_platform.registry import Registry
 
 Handler = Callable[[argparse.Namespace], int]
 
-
-def _cmd_config(args: argparse.Namespace) -> int:
-    from mlops_platform.settings import PlatformSettings, load_settings
-
-    settings = load_settings(PlatformSettings)
-    shown = settings.describe()
-    width = max(len(k) for k in shown)
-    for key, value in shown.items():
-        print(f"{key:<{width}}  {value}")
-    return 0
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from mlops_platform.settings import load_settings
-    from mlops_workflows.settings import TrainingSettings
-    from mlops_workflows.training.pipeline import TrainingSkipped, train
-
-    settings = load_settings(TrainingSettings)
-    outcome = train(Path(args.config), settings, overrides=args.set)
-    if isinstance(outcome, TrainingSkipped):
-        print(
-            f"\n{outcome.model_name}: nothing registered: v{outcome.existing_version} was trained on the same "
-            f"data ({outcome.dataset_source}, digest {outcome.dataset_digest}) with the same config "
-            f"(digest {outcome.config_digest[:12]})"
-        )
-        _write_version_file(args.version_file, "")
-        return 0
-    gate = "PASSED" if outcome.gate.passed else "FAILED"
-    print(
-        f"\n{outcome.model_name} v{outcome.version}  gate {gate}"
-        + (f"  aliases: {', '.join(outcome.aliases)}" if outcome.aliases else "")
-    )
-    for name in ("accuracy", "f1_macro", "roc_auc_ovr", "log_loss"):
-        if name in outcome.metrics:
-            print(f"  {name:<12} {outcome.metrics[name]:.4f}")
-    for check in outcome.gate.checks:
-        print(f"  [{'ok' if check.passed else 'FAIL'}] {check.message}")
-    print(f"  dataset digest {outcome.dataset_digest}, commit {outcome.git_commit}")
-    print(f"  run: {outcome.run_url}")
-    if not outcome.gate.passed:
-        failed = "; ".join(c.message for c in outcome.gate.failures)
-        raise GateFailedError(f"{outcome.model_name} v{outcome.version} failed its gate: {failed}")
-    _write_version_file(args.version_file, str(outcome.version))
-    return 0
-
-
-def _write_version_file(path: str | None, version: str) -> None:
-    """The version this run registered and gated, or nothing: the train template's output parameter."""
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(version)
-
-
-def _registry() -> Registry:
-    from mlops_platform.registry import Registry
-    from mlops_platform.settings import PlatformSettings, load_settings
-
-    registry = Registry(load_settings(PlatformSettings))
-    registry.check_reachable()
-    return registry
-
-
-def _cmd_models_list(args: argparse.Namespace) -> int:
-    from mlops_workflows.models import list_models
-
-    print(list_models(_registry()))
-    return 0
-
-
-def _cmd_models_show(args: argparse.Namespace) -> int:
-    from mlops_workflows.models import show_model
-
-    print(show_model(_registry(), args.name, args.version))
-    return 0
+# One module per command, in the order of `mlops --help`; each only parses its arguments, and its handler
+# imports the domain code it runs.
+COMMANDS = (config, train, models, serve, keys, batch_predict, drift, baseline, promote, rollback, analysis,
+            workflow, lifecycle, rollout)
+# Packages a command may need that an installation may lack: the images ship neither the local mode
+# (`mlops lifecycle`, `mlops rollout`) nor the repository tooling (`mlops analysis run`).
+NOT_IN_IMAGES = ("mlops_local", "mlops_gitops")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,54 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    config = commands.add_parser("config", help="print the effective settings (secrets masked)")
-    config.set_defaults(handler=_cmd_config)
-
-    train = commands.add_parser("train", help="train, evaluate, gate and register a model version")
-    train.add_argument(
-        "--config", required=True, metavar="FILE", help="training config (workflows/models/*.yaml)"
-    )
-    train.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set estimator.params.n_estimators=20 (repeatable)",
-    )
-    train.add_argument(
-        "--version-file",
-        metavar="FILE",
-        help="write the number of the version this run registered and gated here (empty when it registered "
-        "nothing); the train workflow's output parameter",
-    )
-    train.set_defaults(handler=_cmd_train)
-
-    models = commands.add_parser("models", help="inspect the model registry")
-    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
-    models_list = models_sub.add_parser("list", help="registered models, versions and aliases")
-    models_list.set_defaults(handler=_cmd_models_list)
-    models_show = models_sub.add_parser("show", help="versions of a model, or one version in detail")
-    models_show.add_argument("name")
-    models_show.add_argument("--version", type=int, help="show this version in detail")
-    models_show.set_defaults(handler=_cmd_models_show)
-
-    # Each component adds its own commands; heavy imports stay inside their handlers.
-    from mlops_workflows.cli.analysis import add_analysis_command
-    from mlops_workflows.cli.drift import add_commands as add_job_commands
-    from mlops_workflows.cli.lifecycle import add_commands as add_local_commands
-    from mlops_workflows.cli.promote import add_commands as add_promote_commands
-    from mlops_workflows.cli.promote import add_models_commands
-    from mlops_workflows.cli.serve import add_commands as add_serving_commands
-    from mlops_workflows.cli.workflow import add_commands as add_workflow_commands
-
-    add_models_commands(models_sub)  # models history
-    add_serving_commands(commands)  # serve, keys
-    add_job_commands(commands)  # batch-predict, drift
-    add_promote_commands(commands)  # promote, rollback
-    add_analysis_command(commands)  # analysis run
-    add_workflow_commands(commands)  # workflow submit|status|...
-    add_local_commands(commands)  # lifecycle, rollout status
+    for command in COMMANDS:
+        command.add_parser(commands)
     return parser
 
 
@@ -204,6 +102,14 @@ def _main(given: list[str]) -> int:
     except MlopsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in NOT_IN_IMAGES:
+            raise
+        print(f"error: `mlops {args.command}` needs the {missing} package, which this installation "
+              "does not have (the images ship only what runs; install the repository: pip install -e '.[local]')",
+              file=sys.stderr)
+        return ConfigError.exit_code
     except (UnicodeDecodeError, OSError, ValueError) as exc:
         message = _bad_input(exc)
         if message is None:

@@ -1,7 +1,11 @@
-"""``mlops analysis run``: evaluate AnalysisTemplates against a Prometheus URL.
+"""``mlops analysis run|replay``.
 
-Exit status: 0 Successful; 3 Failed; 5 Inconclusive; 4 Error (Prometheus unreachable, or
-measurements that could not be evaluated); 2 invalid templates or args.
+``run`` evaluates AnalysisTemplates against a Prometheus URL with the repository tooling
+(:mod:`mlops_gitops.analysis`, not installed in the images). Exit status: 0 Successful; 3 Failed;
+5 Inconclusive; 4 Error (Prometheus unreachable, or measurements that could not be evaluated); 2 invalid
+templates or args.
+
+``replay`` is a staging analysis Job of the jobs image (:mod:`mlops_workflows.replay`).
 """
 
 from __future__ import annotations
@@ -56,8 +60,8 @@ def _cmd_analysis_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_analysis_replay(args: argparse.Namespace) -> int:
-    from mlops_workflows.replay import replay
     from mlops_platform.settings import AnalysisSettings, load_settings
+    from mlops_workflows.replay import replay
 
     settings = load_settings(AnalysisSettings)
     key = settings.api_key.get_secret_value() if settings.api_key is not None else None
@@ -69,8 +73,7 @@ def _cmd_analysis_replay(args: argparse.Namespace) -> int:
     return 0 if result.passed else EXIT_STATUS["Failed"]
 
 
-def add_analysis_command(commands: Any) -> None:
-    """Register ``analysis run`` on the ``mlops`` sub-command parsers."""
+def add_parser(commands: Any) -> None:
     analysis = commands.add_parser("analysis", help="run Argo Rollouts AnalysisTemplates locally")
     sub = analysis.add_subparsers(dest="analysis_command", required=True, metavar="SUBCOMMAND")
     run = sub.add_parser(
@@ -112,4 +115,4 @@ def add_analysis_command(commands: Any) -> None:
     replay.set_defaults(handler=_cmd_analysis_replay)
 
 
-__all__ = ["EXIT_STATUS", "ConfigError", "add_analysis_command"]
+__all__ = ["EXIT_STATUS", "ConfigError", "add_parser"]

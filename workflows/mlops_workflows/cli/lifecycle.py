@@ -1,4 +1,7 @@
-"""``mlops lifecycle`` and ``mlops rollout status``: argparse wiring, heavy imports inside handlers."""
+"""``mlops lifecycle``: the whole lifecycle on this machine (:mod:`mlops_local.lifecycle`).
+
+The local mode's package (``mlops_local``, extra ``local``) is imported by the handler only; the jobs image
+does not install it."""
 
 from __future__ import annotations
 
@@ -22,27 +25,7 @@ def _cmd_lifecycle(args: argparse.Namespace) -> int:
     return Lifecycle(settings, repo, scenario).run()
 
 
-def _cmd_rollout_status(args: argparse.Namespace) -> int:
-    import time
-
-    from mlops_local.settings import LocalSettings
-    from mlops_local.state import format_state, load
-    from mlops_platform.settings import load_settings
-
-    path = load_settings(LocalSettings).state_file
-    while True:
-        text = format_state(load(path), args.name)
-        if not args.watch:
-            print(text)
-            return 0
-        print("\033[2J\033[H" + time.strftime("%H:%M:%S ") + str(path) + "\n\n" + text, flush=True)
-        try:
-            time.sleep(args.interval)
-        except KeyboardInterrupt:
-            return 0
-
-
-def add_commands(commands: Any) -> None:
+def add_parser(commands: Any) -> None:
     lifecycle = commands.add_parser(
         "lifecycle",
         help="the whole lifecycle on this machine: promotion pull requests, canaries through Envoy, analysis, "
@@ -64,15 +47,3 @@ def add_commands(commands: Any) -> None:
                            help="--set of the faulty third version (repeatable; default: a one-split stump with a "
                            "loosened gate)")
     lifecycle.set_defaults(handler=_cmd_lifecycle)
-
-    rollout = commands.add_parser("rollout", help="the local rollout runner's state")
-    sub = rollout.add_subparsers(dest="rollout_command", required=True, metavar="SUBCOMMAND")
-    status = sub.add_parser("status", help="each Rollout's steps, weights, measured shares and analysis "
-                            "(the state file of `mlops lifecycle`)")
-    status.add_argument("name", nargs="?", help="a Rollout (NAMESPACE/NAME or NAME); default: all")
-    status.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
-    status.add_argument("--interval", type=float, default=1.0, help="seconds between redraws (default 1)")
-    status.set_defaults(handler=_cmd_rollout_status)
-
-
-__all__ = ["add_commands"]

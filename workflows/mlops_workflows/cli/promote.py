@@ -1,36 +1,18 @@
-"""`mlops promote`, `mlops rollback` and `mlops models history`: argparse wiring, heavy imports inside handlers.
+"""``mlops promote``: open (or update) the pull request that pins a model version in an environment, revert an
+aborted canary, or finalize a landed change (:mod:`mlops_workflows.promote.bot`).
 
-Exit status (besides the CLI's common ones): 3 a gate refused the promotion or rollback and nothing
-was written; 5 Git moved under the bot (a push stayed rejected, or the promotion branch holds
-someone else's commits) and nothing was forced.
+Exit status (besides the CLI's common ones): 3 a gate refused the promotion and nothing was written; 5 Git
+moved under the bot (a push stayed rejected, or the promotion branch holds someone else's commits) and
+nothing was forced.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mlops_platform.registry import ENVIRONMENTS, PRODUCTION
-
-if TYPE_CHECKING:
-    from mlops_workflows.promote.bot import Bot
-
-
-def _bot() -> Bot:
-    from mlops_platform.settings import load_settings
-    from mlops_workflows.promote.bot import Bot
-    from mlops_workflows.promote.settings import PromotionSettings
-
-    settings = load_settings(PromotionSettings)
-
-    def registry() -> Any:
-        from mlops_platform.registry import Registry
-
-        found = Registry(settings)
-        found.check_reachable()
-        return found
-
-    return Bot(settings, registry_factory=registry)
+from mlops_platform.registry import ENVIRONMENTS
+from mlops_workflows.cli._shared import bot
 
 
 def _need(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[str, str]:
@@ -52,34 +34,20 @@ def _cmd_promote(args: argparse.Namespace) -> int:
     if args.finalize:
         if args.from_alias or args.dry_run:
             parser.error("--finalize takes no --from-alias or --dry-run: it reads the version from Git")
-        _bot().finalize(model, env, expect=args.version)
+        bot().finalize(model, env, expect=args.version)
         return 0
     if args.revert_aborted:
         if args.from_alias:
             parser.error("--revert-aborted takes --version (the aborted version), not --from-alias")
-        _bot().revert_aborted(model, env, aborted=args.version, reason=args.reason, dry_run=args.dry_run)
+        bot().revert_aborted(model, env, aborted=args.version, reason=args.reason, dry_run=args.dry_run)
         return 0
     if args.rollout or args.reason:
         parser.error("--rollout and --reason go with --revert-aborted (use `mlops rollback` for a manual rollback)")
-    _bot().promote(model, env, version=args.version, alias=args.from_alias, dry_run=args.dry_run)
+    bot().promote(model, env, version=args.version, alias=args.from_alias, dry_run=args.dry_run)
     return 0
 
 
-def _cmd_rollback(args: argparse.Namespace) -> int:
-    _bot().rollback(args.name, args.env, args.reason, to_version=args.to_version, dry_run=args.dry_run)
-    return 0
-
-
-def _cmd_history(args: argparse.Namespace) -> int:
-    from mlops_workflows.promote.history import format_history
-
-    bot = _bot()
-    print(format_history(bot.history(args.name, args.env, args.rev), args.name, args.env))
-    return 0
-
-
-def add_commands(commands: Any) -> None:
-    """Add `promote` and `rollback` to the `mlops` subcommands."""
+def add_parser(commands: Any) -> None:
     promote = commands.add_parser(
         "promote",
         help="open a pull request that pins a model version in an environment (gated)",
@@ -118,27 +86,3 @@ def add_commands(commands: Any) -> None:
     promote.add_argument("--reason", help="with --revert-aborted: extra text for the pull request")
     promote.add_argument("--dry-run", action="store_true", help="print the diff and the pull request; write nothing")
     promote.set_defaults(handler=_cmd_promote, parser=promote)
-
-    rollback = commands.add_parser(
-        "rollback",
-        help="open a pull request back to the previous (or a given) version",
-        description="Open a pull request that pins the version before the current one (from Git history), "
-        "or --to-version, with the reason in the commit and the pull request.",
-    )
-    rollback.add_argument("name", metavar="NAME", help="registered model name")
-    rollback.add_argument("--env", required=True, choices=ENVIRONMENTS, help="environment to roll back")
-    rollback.add_argument("--to-version", type=int, help="version to go back to (default: the previous pin)")
-    rollback.add_argument("--reason", required=True, help="why (goes into the commit and the pull request)")
-    rollback.add_argument("--dry-run", action="store_true", help="print the diff and the pull request; write nothing")
-    rollback.set_defaults(handler=_cmd_rollback)
-
-
-def add_models_commands(models_subparsers: Any) -> None:
-    """Add `models history` to the `mlops models` subcommands."""
-    history = models_subparsers.add_parser(
-        "history", help="which version ran in an environment when (from Git history)"
-    )
-    history.add_argument("name", metavar="NAME")
-    history.add_argument("--env", choices=ENVIRONMENTS, default=PRODUCTION, help="environment (default: production)")
-    history.add_argument("--rev", help="Git revision to read (default: the fetched base branch)")
-    history.set_defaults(handler=_cmd_history)

@@ -1,6 +1,6 @@
-"""``mlops serve`` and ``mlops keys create``, added to the `mlops` command line.
+"""``mlops serve``: run the model server (:mod:`mlops_serving.server`), one process.
 
-Only argparse here at import time: the parser must build fast; handlers import what they need.
+Only argparse here at import time: the parser must build fast; the handler imports what it needs.
 """
 
 from __future__ import annotations
@@ -23,25 +23,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return run(load_settings(ServingSettings, **overrides))
 
 
-def _cmd_keys_create(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from mlops_serving.auth import generate_key
-
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    key, line = generate_key(models)
-    if args.append:
-        path = Path(args.append)
-        with path.open("a") as handle:
-            handle.write(line + "\n")
-    print(f"API key (shown once; it is stored nowhere): {key}")
-    print("Hash line for MLOPS_SERVING_API_KEYS_FILE" + (f" (appended to {args.append}):" if args.append else ":"))
-    print(line)
-    return 0
-
-
-def add_commands(commands: Any) -> None:
-    """Add ``serve`` and ``keys`` to the subparsers of the `mlops` CLI."""
+def add_parser(commands: Any) -> None:
     serve = commands.add_parser(
         "serve", help="run the model server (one process; settings from MLOPS_SERVING_*)",
         description="Serve registered model versions over HTTP: /predict, /invocations (MLflow), /v2 (Open "
@@ -53,10 +35,3 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--host", help="address to listen on (MLOPS_SERVING_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (MLOPS_SERVING_PORT, default 8080)")
     serve.set_defaults(handler=_cmd_serve)
-
-    keys = commands.add_parser("keys", help="manage API keys of the model server")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
-    create = keys_sub.add_parser("create", help="print a new API key once, with the hash line to store")
-    create.add_argument("--models", metavar="NAME[,NAME...]", help="limit the key to these models (default: all)")
-    create.add_argument("--append", metavar="FILE", help="also append the hash line to this keys file")
-    create.set_defaults(handler=_cmd_keys_create)

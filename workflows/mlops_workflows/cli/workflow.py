@@ -16,14 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from typing import Any
 
 from mlops_platform.errors import InvalidInputError
-
-MAX_SHARDS = 256
-_PART = re.compile(r"part-(\d+)-of-(\d+)\.parquet$")
-_REJECTS = re.compile(r"rejects-(\d+)-of-(\d+)\.parquet$")
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -59,19 +54,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def plan_shards(units: int, wanted: int) -> list[str]:
-    """Shard arguments ``I/N`` (1-based) for ``wanted`` shards, at most one per unit of input."""
-    if not 1 <= wanted <= MAX_SHARDS:
-        raise InvalidInputError(f"--shards {wanted}: expected 1 to {MAX_SHARDS}")
-    if units < 1:
-        raise InvalidInputError("the input has nothing to score")
-    count = min(wanted, units)
-    return [f"{i}/{count}" for i in range(1, count + 1)]
-
-
 def _cmd_shards(args: argparse.Namespace) -> int:
     from mlops_platform.settings import PlatformSettings, load_settings
     from mlops_platform.tables import list_inputs, plan_units
+    from mlops_workflows.shards import plan_shards
 
     settings = load_settings(PlatformSettings)
     fs, files = list_inputs(args.input, settings)
@@ -82,68 +68,30 @@ def _cmd_shards(args: argparse.Namespace) -> int:
     return 0
 
 
-def summarize_parts(names: list[str]) -> tuple[int, list[int], list[str]]:
-    """From output file names: the shard count, the shards that committed a part, and problems."""
-    parts: dict[int, set[int]] = {}
-    for name in names:
-        match = _PART.search(name)
-        if match and "/_" not in name:
-            parts.setdefault(int(match.group(2)), set()).add(int(match.group(1)))
-    if not parts:
-        return 0, [], ["no part-<i>-of-<n>.parquet file"]
-    problems = []
-    if len(parts) > 1:
-        problems.append(f"parts of different runs: shard counts {sorted(parts)}")
-    count = max(parts)
-    done = sorted(parts[count])
-    missing = [i for i in range(1, count + 1) if i not in parts[count]]
-    if missing:
-        problems.append(f"shards without output: {', '.join(f'{i}/{count}' for i in missing)}")
-    return count, done, problems
-
-
 def _cmd_batch_summary(args: argparse.Namespace) -> int:
     from mlops_platform.settings import PlatformSettings, load_settings
     from mlops_platform.storage import list_uris
+    from mlops_workflows.batch.output import rejects_folder
+    from mlops_workflows.shards import PART, REJECTS, rows_per_file, summarize_parts
 
     settings = load_settings(PlatformSettings)
-    from mlops_workflows.batch.output import rejects_folder
 
     # the parts are in the output folder, the rejects beside it (<output>.rejects)
     uris = list_uris(args.output, settings) + list_uris(rejects_folder(args.output), settings)
     count, done, problems = summarize_parts(uris)
     if args.shards is not None and count and count != args.shards:
         problems.append(f"expected {args.shards} shards, the output has {count}")
-    rows = _rows_per_file(uris, settings)
+    rows = rows_per_file(uris, settings)
     print(f"output {args.output}: {len(done)} of {count} shards committed")
     for uri in uris:
-        if _PART.search(uri) or _REJECTS.search(uri):
+        if PART.search(uri) or REJECTS.search(uri):
             print(f"  {uri.rsplit('/', 1)[-1]:<40} {rows.get(uri, '?'):>10} rows")
-    total = sum(v for k, v in rows.items() if _PART.search(k) and isinstance(v, int))
-    rejected = sum(v for k, v in rows.items() if _REJECTS.search(k) and isinstance(v, int))
+    total = sum(v for k, v in rows.items() if PART.search(k) and isinstance(v, int))
+    rejected = sum(v for k, v in rows.items() if REJECTS.search(k) and isinstance(v, int))
     print(f"  total: {total} rows predicted, {rejected} rows rejected")
     if problems:
         raise InvalidInputError(f"{args.output}: " + "; ".join(problems))
     return 0
-
-
-def _rows_per_file(uris: list[str], settings: Any) -> dict[str, int | str]:
-    from mlops_platform.tables import filesystem
-
-    rows: dict[str, int | str] = {}
-    wanted = [u for u in uris if (_PART.search(u) or _REJECTS.search(u)) and "/_" not in u]
-    if not wanted:
-        return rows
-    import pyarrow.parquet as pq
-
-    for uri in wanted:
-        fs, path = filesystem(uri, settings)
-        try:
-            with fs.open_input_file(path) as handle:
-                rows[uri] = int(pq.ParquetFile(handle).metadata.num_rows)
-        except (OSError, ValueError) as exc:
-            rows[uri] = f"unreadable ({exc})"
-    return rows
 
 
 def _cmd_expect_exit(args: argparse.Namespace) -> int:
@@ -167,8 +115,7 @@ def _codes(text: str) -> set[int]:
         raise InvalidInputError(f"--allowed {text!r}: expected comma-separated integers") from None
 
 
-def add_commands(commands: Any) -> None:
-    """Register ``mlops workflow ...`` on the CLI's subcommand parser."""
+def add_parser(commands: Any) -> None:
     workflow = commands.add_parser(
         "workflow",
         help="submit and inspect Argo Workflows; helpers of the workflow templates",
