@@ -199,5 +199,6 @@ def test_the_image_imports_all_it_ships_without_the_tooling(image: str, tmp_path
     for argv, code, err in result["ran"]:
         missing = "mlops_gitops" if argv[0] == "analysis" else "mlops_local"
         assert code == 2, (argv, err)
-        assert err.startswith(f"error: `mlops {argv[0]}` needs the {missing} package"), err
+        command = " ".join(argv[:1] if argv[0] == "lifecycle" else argv[:2])
+        assert err.startswith(f"error: `mlops {command}` needs the {missing} package"), err
         assert len(err.strip().splitlines()) == 1, err

@@ -106,7 +106,8 @@ def _main(given: list[str]) -> int:
         missing = (exc.name or "").split(".")[0]
         if missing not in NOT_IN_IMAGES:
             raise
-        print(f"error: `mlops {args.command}` needs the {missing} package, which this installation "
+        command = " ".join(filter(None, [args.command, getattr(args, f"{args.command}_command", None)]))
+        print(f"error: `mlops {command}` needs the {missing} package, which this installation "
               "does not have (the images ship only what runs; install the repository: pip install -e '.[local]')",
               file=sys.stderr)
         return ConfigError.exit_code
