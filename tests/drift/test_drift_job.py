@@ -16,7 +16,7 @@ import pytest
 from support.project import EmbeddedStore, run_mlops
 from test_detectors import independent_psi
 
-from mlops_drift import records
+from mlops_platform import prediction_log as records
 from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
 
 pytestmark = pytest.mark.integration

@@ -370,7 +370,7 @@ def test_key_store_reloads_and_keeps_old_keys_on_a_broken_file(tmp_path: Path) -
 # -- prediction-log records -------------------------------------------------------------------------------------
 
 def _table(model: LoadedModel, when: datetime, request_id: str, rows: int) -> Any:
-    from mlops_drift import records
+    from mlops_platform import prediction_log as records
 
     features = np.arange(rows * 3, dtype=np.float64).reshape(rows, 3)
     prediction = model.predict(features)
@@ -383,7 +383,7 @@ def _table(model: LoadedModel, when: datetime, request_id: str, rows: int) -> An
 
 
 def test_records_layout_and_time_range(tmp_path: Path) -> None:
-    from mlops_drift import records
+    from mlops_platform import prediction_log as records
     from mlops_platform.settings import PlatformSettings
     from mlops_platform.storage import write_bytes
 

@@ -107,7 +107,7 @@ def _cmd_batch_summary(args: argparse.Namespace) -> int:
     from mlops_platform.storage import list_uris
 
     settings = load_settings(PlatformSettings)
-    from mlops_workflows.batch.output import rejects_folder
+    from mlops_workflows.jobs.batch.output import rejects_folder
 
     # the parts are in the output folder, the rejects beside it (<output>.rejects)
     uris = list_uris(args.output, settings) + list_uris(rejects_folder(args.output), settings)

@@ -4,7 +4,7 @@
 Heavy imports (pyarrow, scipy, MLflow) happen inside the handlers, so `mlops --help` stays fast.
 
 Exit status of `mlops drift` (beyond the CLI's 0-4): 10 drift detected, 11 insufficient data;
-see :mod:`mlops_drift.job`.
+see :mod:`mlops_workflows.jobs.drift.job`.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def _timestamp(text: str) -> datetime:
 def _cmd_batch_predict(args: argparse.Namespace) -> int:
     from mlops_platform.settings import load_settings
     from mlops_platform.tables import Shard
-    from mlops_workflows.batch.job import BatchRequest, run_batch
-    from mlops_workflows.batch.settings import BatchSettings
+    from mlops_workflows.jobs.batch.job import BatchRequest, run_batch
+    from mlops_workflows.jobs.batch.settings import BatchSettings
 
     settings = load_settings(BatchSettings)
     request = BatchRequest(
@@ -69,8 +69,8 @@ def _cmd_batch_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_drift(args: argparse.Namespace) -> int:
-    from mlops_drift.job import DriftRequest, run_drift
-    from mlops_drift.settings import DriftSettings
+    from mlops_workflows.jobs.drift.job import DriftRequest, run_drift
+    from mlops_workflows.jobs.drift.settings import DriftSettings
     from mlops_platform.settings import load_settings
 
     if args.input and (args.since or args.until or args.last):

@@ -37,11 +37,11 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from mlops_drift import records
+from mlops_platform import prediction_log as records
 from mlops_drift.baseline import read_baseline
 from mlops_drift.html import render_html
 from mlops_drift.report import DriftReport, Thresholds, build_report
-from mlops_drift.settings import DriftSettings, parse_duration
+from mlops_workflows.jobs.drift.settings import DriftSettings, parse_duration
 from mlops_platform import metric_names as mn
 from mlops_platform.errors import InvalidInputError, NotFoundError
 from mlops_platform.pushgateway import Sample, push_or_warn

@@ -14,7 +14,7 @@ beside the output folder and not in it (a reader of the output gets only scored 
 
 Output: ``<output>/part-<i>-of-<n>.parquet`` with the id column (if given), ``prediction``,
 ``probability_<class>`` per class (classifiers) and ``model`` / ``model_version``; staged and
-committed only when complete (:mod:`mlops_workflows.batch.output`). An existing part is replaced
+committed only when complete (:mod:`mlops_workflows.jobs.batch.output`). An existing part is replaced
 only with ``--overwrite``. The run is recorded in MLflow (experiment ``batch-predict/<model>``)
 and, with ``MLOPS_PUSHGATEWAY_URL``, pushed to the group ``{job="mlops-batch-predict", model,
 shard}``.
@@ -50,8 +50,8 @@ from mlops_platform.tables import (
     select_shard,
     to_float64,
 )
-from mlops_workflows.batch.output import OutputPaths, StagedParquet, commit, discard, remove
-from mlops_workflows.batch.settings import BatchSettings
+from mlops_workflows.jobs.batch.output import OutputPaths, StagedParquet, commit, discard, remove
+from mlops_workflows.jobs.batch.settings import BatchSettings
 
 if TYPE_CHECKING:
     from mlops_platform.registry import Registry
