@@ -1,7 +1,7 @@
 """``mlops analysis run``: evaluate AnalysisTemplates against a Prometheus URL.
 
-Exit status: 0 Successful; 3 Failed; 5 Inconclusive; 4 Error (Prometheus unreachable, or
-measurements that could not be evaluated); 2 invalid templates or args.
+Exit status (:class:`mlops_platform.exit_status.ExitStatus`): 0 Successful; 3 Failed; 6 Inconclusive;
+4 Error (Prometheus unreachable, or measurements that could not be evaluated); 2 invalid templates or args.
 """
 
 from __future__ import annotations
@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from mlops_platform.errors import ConfigError
+from mlops_platform.exit_status import ExitStatus
 
-EXIT_STATUS = {"Successful": 0, "Failed": 3, "Error": 4, "Inconclusive": 5}
+EXIT_STATUS: dict[str, ExitStatus] = {
+    "Successful": ExitStatus.OK,
+    "Failed": ExitStatus.GATE_REFUSED,
+    "Error": ExitStatus.SERVICE_UNAVAILABLE,
+    "Inconclusive": ExitStatus.INCONCLUSIVE,
+}
 
 
 def _arg(text: str) -> tuple[str, str]:
@@ -52,7 +58,7 @@ def _cmd_analysis_run(args: argparse.Namespace) -> int:
         for metric_result in result.metrics:
             print(f"{metric_result.name:<30} {metric_result.phase:<13} {metric_result.message}")
         print(f"analysis: {result.phase}")
-    return EXIT_STATUS.get(result.phase, 1)
+    return EXIT_STATUS.get(result.phase, ExitStatus.UNEXPECTED)
 
 
 def _cmd_analysis_replay(args: argparse.Namespace) -> int:

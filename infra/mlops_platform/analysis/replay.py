@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops_platform import registry as reg
+from mlops_platform import registry_names as reg
 from mlops_platform.errors import InvalidInputError, NotFoundError, ServiceUnavailableError
 from mlops_platform.settings import PlatformSettings, mask_url
 

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
-from mlops_platform import registry as reg
+from mlops_platform import registry_names as reg
 from mlops_platform.errors import ConfigError, GateFailedError, InvalidInputError, ServiceUnavailableError
+from mlops_platform.model_names import check_model_name
 from mlops_platform.registry import Registry
 from mlops_workflows.promote import gates
 from mlops_workflows.promote.canary import merge_effect
@@ -23,7 +24,6 @@ from mlops_workflows.promote.history import Pin, previous_pin, release_history
 from mlops_workflows.promote.model_card import VersionFacts, facts, render_card
 from mlops_workflows.promote.release import (
     check_environment,
-    check_model_name,
     drop_unpinned,
     kustomization_path,
     pinned_version,

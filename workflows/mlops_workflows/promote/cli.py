@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from mlops_platform.registry import ENVIRONMENTS, PRODUCTION
+from mlops_platform.registry_names import ENVIRONMENTS, PRODUCTION
 
 if TYPE_CHECKING:
     from mlops_workflows.promote.bot import Bot

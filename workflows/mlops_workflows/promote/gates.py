@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_platform import registry as reg
+from mlops_platform import registry_names as reg
 from mlops_platform.errors import GateFailedError, NotFoundError
 from mlops_platform.registry import Registry
 from mlops_workflows.promote.health import Prometheus, health, namespace_of

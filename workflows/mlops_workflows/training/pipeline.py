@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from mlops_drift.baseline import BASELINE_ARTIFACT, MonitoringPolicy, artifact_uri, compute_baseline
-from mlops_platform import registry as reg
+from mlops_platform import registry_names as reg
 from mlops_platform.errors import ConfigError, InvalidInputError
 from mlops_platform.registry import Registry, metric_key
 from mlops_workflows.settings import TrainingSettings

@@ -6,7 +6,8 @@ MLflow run (experiment ``drift/<model>``, tagged with the model version) and, wh
 ``MLOPS_PUSHGATEWAY_URL`` is set, pushes the results to the Pushgateway group
 ``{job="mlops-drift", model, version}`` (metric names in :mod:`mlops_platform.metric_names`).
 
-Exit status (distinct from the CLI's 1-4, so that a workflow can branch on it):
+Exit status (:class:`mlops_platform.exit_status.ExitStatus`; distinct from the failures' 1-4, so that a
+workflow can branch on it):
 
 ==  ==========================================================================================
 0   no drift (status ``ok``, or ``warning``: some PSI between the warn and alert thresholds)
@@ -37,30 +38,29 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from mlops_platform import prediction_log as records
 from mlops_drift.baseline import read_baseline
 from mlops_drift.html import render_html
 from mlops_drift.report import DriftReport, Thresholds, build_report
-from mlops_workflows.jobs.drift.settings import DriftSettings, parse_duration
 from mlops_platform import metric_names as mn
+from mlops_platform import prediction_log as records
+from mlops_platform.durations import parse_duration
 from mlops_platform.errors import InvalidInputError, NotFoundError
+from mlops_platform.exit_status import ExitStatus
 from mlops_platform.pushgateway import Sample, push_or_warn
+from mlops_workflows.jobs.drift.settings import DriftSettings
 
 if TYPE_CHECKING:
     from mlops_platform.registry import Registry
 
 log = logging.getLogger(__name__)
 
-EXIT_NO_DRIFT = 0
-EXIT_DRIFT = 10
-EXIT_INSUFFICIENT_DATA = 11
-
-EXIT_CODES: dict[str, int] = {
-    "ok": EXIT_NO_DRIFT,
-    "warning": EXIT_NO_DRIFT,
-    "drift": EXIT_DRIFT,
-    "insufficient_data": EXIT_INSUFFICIENT_DATA,
+EXIT_CODES: dict[str, ExitStatus] = {
+    "ok": ExitStatus.OK,
+    "warning": ExitStatus.OK,
+    "drift": ExitStatus.DRIFT,
+    "insufficient_data": ExitStatus.INSUFFICIENT_DATA,
 }
+"""The exit status of each report status."""
 
 REPORT_JSON = "drift-report.json"
 REPORT_HTML = "drift-report.html"
