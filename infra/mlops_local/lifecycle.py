@@ -56,6 +56,7 @@ from mlops_local.traffic import TrafficClient
 from mlops_local.workflows import LocalArgo, Workflow
 from mlops_platform.errors import GateFailedError, MlopsError, ServiceUnavailableError
 from mlops_platform.exit_status import ExitStatus
+from mlops_platform.registry_names import TAG_GATE
 
 WORKFLOWS_OVERLAY = Path("clusters") / "kind" / "workflow-templates"
 LEAKY = ("MLFLOW_", "MLOPS_", "AWS_", "GITHUB_", "GIT_")
@@ -294,10 +295,10 @@ class Lifecycle:
         registry = self._registry()
         mv = registry.get_version(self.model, version=int(found.group(1)))
         tags = mv.tags or {}
-        self.summary["versions"].append({"version": int(mv.version), "gate": tags.get("gate"),
+        self.summary["versions"].append({"version": int(mv.version), "gate": tags.get(TAG_GATE),
                                          "sets": sets, "run_id": mv.run_id, "workflow": workflow.name})
         if not quiet:
-            self.say(f"registered v{mv.version}: gate={tags.get('gate')}")
+            self.say(f"registered v{mv.version}: gate={tags.get(TAG_GATE)}")
         if not self.rows:
             self.columns, self.rows = _holdout_rows(registry, self.model, int(mv.version))
         return int(mv.version)
@@ -476,8 +477,8 @@ class Lifecycle:
                                submitted_by="mlops lifecycle (argo submit --from cronwf)")
         self._say_workflow(drift)
         code = drift.node("drift").exit_code
-        meaning = {ExitStatus.OK: "no drift", ExitStatus.DRIFT: "drift detected",
-                   ExitStatus.INSUFFICIENT_DATA: "insufficient data"}.get(code or 0, "an error")
+        meaning = {int(ExitStatus.OK): "no drift", int(ExitStatus.DRIFT): "drift detected",
+                   int(ExitStatus.INSUFFICIENT_DATA): "insufficient data"}.get(code or 0, "an error")
         self.say(f"  mlops drift exited {code} ({meaning})")
         self.summary["drift"] = {"exit": code, "workflow": drift.name}
         psi = query(self.platform.prometheus_url, f'max(mlops_drift_feature_psi_max{{model="{self.model}"}})')
