@@ -26,7 +26,7 @@ class ConfigError(MlopsError):
 class InvalidInputError(MlopsError):
     """An argument or the data given to a command cannot be used (missing column, non-numeric
     feature, empty window, ...). The model server's 422 for a request that does not fit the
-    model is another class, :class:`mlops_serving.errors.UnprocessableInputError`."""
+    model is another class, :class:`mlops_serving.errors.ModelInputError`."""
 
     exit_code = ExitStatus.INVALID_INPUT
 
