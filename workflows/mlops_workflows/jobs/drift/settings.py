@@ -29,7 +29,7 @@ class DriftSettings(PlatformSettings):
         3600.0,
         gt=0,
         description="How often the job is scheduled per model; pushed so the staleness alert fires after "
-        "twice this without a successful run.",
+        "twice this without a successful run. hack/validate checks it against the drift CronWorkflows' schedules.",
     )
     insufficient_runs_alert: int = Field(
         3,
