@@ -166,7 +166,7 @@ def read_baseline(registry: Registry, version: Any) -> BaselineStatistics | None
 def store_baseline(registry: Registry, version: Any, baseline: BaselineStatistics) -> str:
     """Attach ``baseline`` to a model ``version`` as training does: the artifact in the version's run,
     then the version tag naming it (so a reader never finds a tag without its artifact). Returns the URI."""
-    from mlops_platform.registry import TAG_BASELINE
+    from mlops_platform.registry_names import TAG_BASELINE
 
     registry.store_run_json(version.run_id, BASELINE_ARTIFACT, baseline.model_dump(mode="json"))
     uri = artifact_uri(version.run_id)

@@ -20,7 +20,7 @@ import fnmatch
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mlops_gitops.analysis.runner import parse_duration
+from mlops_platform.durations import parse_go_duration as parse_duration
 
 ROUTE_CONFIG = "http.80"
 ISTIO_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"

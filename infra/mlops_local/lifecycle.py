@@ -55,6 +55,8 @@ from mlops_local.state import StateFile, format_rollout
 from mlops_local.traffic import TrafficClient
 from mlops_local.workflows import LocalArgo, Workflow
 from mlops_platform.errors import GateFailedError, MlopsError, ServiceUnavailableError
+from mlops_platform.exit_status import ExitStatus
+from mlops_platform.registry_names import TAG_GATE
 
 WORKFLOWS_OVERLAY = Path("clusters") / "kind" / "workflow-templates"
 LEAKY = ("MLFLOW_", "MLOPS_", "AWS_", "GITHUB_", "GIT_")
@@ -112,7 +114,7 @@ class Lifecycle:
             required = os.environ.get("MLOPS_REQUIRE_INTEGRATION") == "1"
             print("the lifecycle needs every one of them; nothing was started" +
                   (" (MLOPS_REQUIRE_INTEGRATION=1)" if required else ""), file=sys.stderr)
-            return 2
+            return ExitStatus.INVALID_INPUT
         if self.home.exists():
             shutil.rmtree(self.home)
             self.say(f"starting clean: removed the previous run's {self.home}")
@@ -125,7 +127,7 @@ class Lifecycle:
                     return self._run(platform)
             except KeyboardInterrupt:
                 self.say("interrupted")
-                return 130
+                return ExitStatus.INTERRUPTED
             finally:
                 left = stop_descendants()  # commands of background threads (training, analysis jobs)
                 self.say("stopped every process this command started" +
@@ -200,7 +202,7 @@ class Lifecycle:
             if self.trainer is not None:
                 self.trainer.join()
         self._summary()
-        return 0 if self._checks() else 1
+        return ExitStatus.OK if self._checks() else ExitStatus.UNEXPECTED
 
     def _scenario(self) -> None:
         self.phase(f"train {self.model} v1: the train workflow ({self.scenario.config}, promote-to=staging)")
@@ -293,10 +295,10 @@ class Lifecycle:
         registry = self._registry()
         mv = registry.get_version(self.model, version=int(found.group(1)))
         tags = mv.tags or {}
-        self.summary["versions"].append({"version": int(mv.version), "gate": tags.get("gate"),
+        self.summary["versions"].append({"version": int(mv.version), "gate": tags.get(TAG_GATE),
                                          "sets": sets, "run_id": mv.run_id, "workflow": workflow.name})
         if not quiet:
-            self.say(f"registered v{mv.version}: gate={tags.get('gate')}")
+            self.say(f"registered v{mv.version}: gate={tags.get(TAG_GATE)}")
         if not self.rows:
             self.columns, self.rows = _holdout_rows(registry, self.model, int(mv.version))
         return int(mv.version)
@@ -475,8 +477,9 @@ class Lifecycle:
                                submitted_by="mlops lifecycle (argo submit --from cronwf)")
         self._say_workflow(drift)
         code = drift.node("drift").exit_code
-        self.say(f"  mlops drift exited {code} "
-                 f"({ {0: 'no drift', 10: 'drift detected', 11: 'insufficient data'}.get(code or 0, 'an error')})")
+        meaning = {int(ExitStatus.OK): "no drift", int(ExitStatus.DRIFT): "drift detected",
+                   int(ExitStatus.INSUFFICIENT_DATA): "insufficient data"}.get(code or 0, "an error")
+        self.say(f"  mlops drift exited {code} ({meaning})")
         self.summary["drift"] = {"exit": code, "workflow": drift.name}
         psi = query(self.platform.prometheus_url, f'max(mlops_drift_feature_psi_max{{model="{self.model}"}})')
         deadline = time.monotonic() + 60
@@ -618,7 +621,7 @@ def _holdout_rows(registry: Any, model: str, version: int) -> tuple[list[str], l
     """The feature columns and rows of a version's labelled holdout (stored at training)."""
     import pandas as pd
 
-    from mlops_platform import registry as reg
+    from mlops_platform import registry_names as reg
 
     mv = registry.get_version(model, version=version)
     frame = pd.read_parquet(io.BytesIO(registry.load_run_file(mv.run_id, reg.HOLDOUT_ARTIFACT)))

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from mlops_gitops.analysis.runner import parse_duration
+from mlops_platform.durations import parse_go_duration as parse_duration
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops_platform.errors import MlopsError, ServiceUnavailableError
+from mlops_platform.exit_status import ExitStatus
 
 LOOPBACK = "127.0.0.1"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -31,7 +32,7 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class MissingBinary(MlopsError):
     """A program the local platform needs is not installed."""
 
-    exit_code = 2
+    exit_code = ExitStatus.INVALID_INPUT
 
     def __init__(self, name: str, how: str) -> None:
         super().__init__(f"{name} is not installed (not on PATH nor beside {sys.executable}): {how}")

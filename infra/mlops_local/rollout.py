@@ -42,7 +42,6 @@ from mlops_gitops.analysis.runner import (
     Measurement,
     Metric,
     MetricResult,
-    parse_duration,
     resolve_metrics,
     run_analysis,
     substitute_args,
@@ -52,9 +51,10 @@ from mlops_local.cluster import App, LocalCluster, pod_template_hash
 from mlops_local.settings import LocalSettings
 from mlops_local.state import StateFile
 from mlops_local.traffic import TrafficClient, Window
+from mlops_platform.durations import is_go_duration
+from mlops_platform.durations import parse_go_duration as parse_duration
 from mlops_platform.errors import ConfigError
 
-_GO_DURATION = re.compile(r"^\d+(?:\.\d+)?(?:ms|s|m|h)(?:\d+(?:\.\d+)?(?:ms|s|m|h))*$")
 _FIELD = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
 
 Outcome = str  # "completed" | "aborted" | "paused" | "" (nothing happened)
@@ -314,7 +314,7 @@ class RolloutRunner:
         for arg in analysis.get("args") or []:
             if "value" in arg:
                 value = str(arg["value"])
-                args[arg["name"]] = scale_duration(value, self.settings.time_scale) if _GO_DURATION.match(value) \
+                args[arg["name"]] = scale_duration(value, self.settings.time_scale) if is_go_duration(value) \
                     else value
             elif "fieldRef" in (arg.get("valueFrom") or {}):
                 args[arg["name"]] = _field(rollout, str(arg["valueFrom"]["fieldRef"]["fieldPath"]))

@@ -57,9 +57,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops_gitops.analysis.runner import parse_duration
 from mlops_local.argoexpr import UnsupportedExpression, evaluate
 from mlops_local.podspec import _ARGO, MissingReference, Rendered, render
+from mlops_platform.durations import parse_go_duration as parse_duration
 from mlops_platform.errors import ConfigError, InvalidInputError, NotFoundError
 
 __all__ = ["LocalArgo", "Node", "UnsupportedFeature", "Workflow"]

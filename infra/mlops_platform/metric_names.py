@@ -172,7 +172,7 @@ def all_metric_names() -> frozenset[str]:
     return frozenset(names)
 
 
-# -- drift job (mlops_drift.job, pushed to the Pushgateway) ------------------------------------
+# -- drift job (mlops_workflows.jobs.drift.job, pushed to the Pushgateway) ------------------------------------
 # Pushed once per run in the group {job="mlops-drift", model, version}: the Pushgateway adds the
 # grouping labels (model, version) to every series, so the job itself only sets `feature` and
 # `level`. Prometheus scrapes the Pushgateway with honor_labels, which keeps job="mlops-drift".
@@ -302,7 +302,7 @@ DRIFT_METRICS = (
 """Every metric the drift job pushes."""
 
 
-# -- batch job (mlops_workflows.batch, pushed to the Pushgateway) ------------------------------
+# -- batch job (mlops_workflows.jobs.batch, pushed to the Pushgateway) ------------------------------
 # Pushed in the group {job="mlops-batch-predict", model, shard}: one group per model and shard, so
 # the shards of a fan-out do not overwrite each other and a newer version replaces an older one.
 BATCH_PUSH_JOB = "mlops-batch-predict"

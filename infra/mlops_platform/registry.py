@@ -1,12 +1,6 @@
 """Model-registry access (MLflow) shared by training, serving, the jobs and the promotion bot.
 
-Registry stages are deprecated since MLflow 2.9: environments are **aliases** (``staging``,
-``production``) and governance facts are **version tags** (``gate``, lineage). The alias and tag
-names below are the contract between the components that write and read them:
-
-- ``candidate``: the newest version that passed its gate (moved by training only);
-- ``staging``, ``production``: the version that environment runs, i.e. what Git pins there once
-  its canary completed (moved by ``mlops promote --finalize`` only).
+The alias and tag names it reads and writes are defined in :mod:`mlops_platform.registry_names`.
 """
 
 from __future__ import annotations
@@ -25,36 +19,6 @@ from mlops_platform.errors import ConfigError, NotFoundError, ServiceUnavailable
 
 if TYPE_CHECKING:  # pydantic is imported by who builds the settings, not by the CLI's parser
     from mlops_platform.settings import PlatformSettings
-
-ENVIRONMENTS = ("staging", "production")
-"""Environments, which are also the MLflow alias names; staging comes before production."""
-
-STAGING, PRODUCTION = ENVIRONMENTS
-
-CANDIDATE = "candidate"
-"""Alias of the newest version that passed its gate (training sets it); never an environment."""
-
-ALIASES = (CANDIDATE, *ENVIRONMENTS)
-"""Every alias the platform moves."""
-
-# Version tags written at registration and read by `mlops models`, the server and the bot.
-TAG_GATE = "gate"  # "passed" | "failed"
-TAG_GATE_REASONS = "gate.reasons"  # JSON list of human-readable check results
-TAG_DATASET_DIGEST = "dataset.digest"
-TAG_DATASET_SOURCE = "dataset.source"
-TAG_GIT_COMMIT = "git.commit"
-TAG_BASELINE = "baseline"  # artifact URI of the baseline statistics
-TAG_CONFIG = "training.config"  # path of the training config in the repository
-TAG_HOLDOUT = "holdout"  # artifact URI of the labelled holdout rows (Parquet: features + `target`)
-HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
-HOLDOUT_TARGET = "target"
-TAG_CONFIG_DIGEST = "training.config.digest"  # sha256 of the effective training config (JSON)
-
-# Version tags written by `mlops promote --finalize` when a rollout in <env> completed.
-TAG_PROMOTION_PR = "promotion.{env}.pr"
-TAG_PROMOTION_COMMIT = "promotion.{env}.commit"
-TAG_PROMOTION_LANDED = "promotion.{env}.landed_at"
-TAG_PROMOTION_FINALIZED = "promotion.{env}.finalized_at"
 
 log = logging.getLogger(__name__)
 

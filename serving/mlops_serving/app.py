@@ -25,7 +25,7 @@ from mlops_serving import openapi as openapi_doc
 from mlops_serving.auth import Authenticator, KeyStore
 from mlops_serving.context import CURRENT, REQUEST_ID_HEADER, RequestContext, current, request_id_from
 from mlops_serving.dataplane import DataPlane
-from mlops_serving.errors import ClientClosedRequestError, InvalidInputError, ServingError
+from mlops_serving.errors import ClientClosedRequestError, ModelInputError, ServingError
 from mlops_serving.metrics import ServingMetrics
 from mlops_serving.predlog import PredictionLogger
 from mlops_serving.routes import health, invocations, predict, v2
@@ -130,7 +130,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return await serving_error(request, InvalidInputError(f"{where}: {first.get('msg')}", field=where))
+        return await serving_error(request, ModelInputError(f"{where}: {first.get('msg')}", field=where))
 
     async def client_disconnect(request: Request, exc: Exception) -> Response:
         # The client's behaviour, not a fault of ours: INFO, no traceback, its own status (499).

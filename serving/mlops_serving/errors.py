@@ -74,8 +74,10 @@ class UnsupportedMediaTypeError(ServingError):
     code = "UNSUPPORTED_MEDIA_TYPE"
 
 
-class InvalidInputError(ServingError):
-    """Well-formed but not valid for the model's signature: features, types, NaN, empty batch."""
+class ModelInputError(ServingError):
+    """422: the body is well-formed but not valid input for the model (its signature's features and
+    types, NaN, an empty batch, a field of the wrong kind). Not the CLI's
+    :class:`mlops_platform.errors.InvalidInputError` (exit 2), which is about a command's input."""
 
     status_code = 422
     code = "INVALID_INPUT"

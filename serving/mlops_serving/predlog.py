@@ -4,7 +4,7 @@ A request never waits for the object store: :meth:`PredictionLogger.offer` only 
 to an in-memory buffer (on the event loop, O(1)). A background task writes the buffer every
 ``MLOPS_SERVING_PREDLOG_FLUSH_INTERVAL_S`` seconds, or sooner when it holds
 ``MLOPS_SERVING_PREDLOG_FLUSH_ROWS`` rows, one Parquet file per model version and hour, in the
-record schema of :mod:`mlops_drift.records` (which the drift job reads). Sampling is per request
+record schema of :mod:`mlops_platform.prediction_log` (which the drift job reads). Sampling is per request
 (all rows of a sampled request are logged) at ``MLOPS_SERVING_PREDLOG_SAMPLE_RATE``.
 
 Accounting: every sampled record is *accepted* and ends counted exactly once, as *written* or as
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mlops_drift import records
+from mlops_platform import prediction_log as records
 from mlops_platform import storage
 from mlops_serving.metrics import ServingMetrics
 from mlops_serving.runtime import LoadedModel, Prediction

@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
 from mlops_platform.errors import MlopsError
-from mlops_serving.errors import InvalidInputError, ModelNotFoundError, ModelNotReadyError
+from mlops_serving.errors import ModelInputError, ModelNotFoundError, ModelNotReadyError
 from mlops_serving.fastpath import SMALL_BATCH, CompiledForest, ProbaFn, by_rows, forest_proba
 from mlops_serving.modelcache import CachedVersion, ModelCache, load_sklearn, read_mlmodel
 from mlops_serving.protocols.tabular import ModelInputs
@@ -85,7 +85,7 @@ class ModelLoadError(MlopsError):
     """A version exists but cannot be served (no usable signature, wrong artifact)."""
 
 
-class ModelRejectedInputError(InvalidInputError):
+class ModelRejectedInputError(ModelInputError):
     """A model without a signature refused its input (it is the only validator): the client's 422."""
 
 

@@ -14,12 +14,12 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from mlops_platform.model_names import SERVED_NAME_PATTERN
 from mlops_platform.settings import PlatformSettings
 
 ENV_PREFIX = "MLOPS_SERVING_"
 
-_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
-_SPEC = re.compile(rf"^(?P<name>{_NAME})(?::(?P<version>[0-9]+)|@(?P<alias>[A-Za-z0-9_-]+))$")
+_SPEC = re.compile(rf"^(?P<name>{SERVED_NAME_PATTERN})(?::(?P<version>[0-9]+)|@(?P<alias>[A-Za-z0-9_-]+))$")
 
 
 @dataclass(frozen=True)

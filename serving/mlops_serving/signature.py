@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlops_platform.errors import MlopsError
-from mlops_serving.errors import InvalidInputError
+from mlops_serving.errors import ModelInputError
 
 Kind = Literal["columns", "tensor", "none"]
 
@@ -120,7 +120,7 @@ class InputSchema:
             if bad.any():
                 i = int(np.argmax(bad))
                 name = self.feature_names[j]
-                raise InvalidInputError(
+                raise ModelInputError(
                     f"row {i}, feature {name}: {column[i]:g} is not an integer of type {dtype} (the model's "
                     f"signature: integers from {info.min} to {info.max})", field=name,
                 )

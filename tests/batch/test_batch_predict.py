@@ -18,8 +18,8 @@ from support.project import EmbeddedStore, run_mlops
 
 from mlops_platform.errors import InvalidInputError
 from mlops_platform.tables import Shard
-from mlops_workflows.batch.job import BatchRequest, run_batch
-from mlops_workflows.batch.settings import BatchSettings
+from mlops_workflows.jobs.batch.job import BatchRequest, run_batch
+from mlops_workflows.jobs.batch.settings import BatchSettings
 
 pytestmark = pytest.mark.integration
 

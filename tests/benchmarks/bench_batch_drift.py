@@ -63,12 +63,12 @@ def main() -> int:
     os.environ["MLOPS_HOME"] = str(workdir / ".mlops")
 
     from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
-    from mlops_drift.job import read_input
     from mlops_drift.report import Thresholds, build_report
-    from mlops_drift.settings import DriftSettings
     from mlops_platform.registry import Registry
-    from mlops_workflows.batch.job import BatchRequest, run_batch
-    from mlops_workflows.batch.settings import BatchSettings
+    from mlops_workflows.jobs.batch.job import BatchRequest, run_batch
+    from mlops_workflows.jobs.batch.settings import BatchSettings
+    from mlops_workflows.jobs.drift.job import read_input
+    from mlops_workflows.jobs.drift.settings import DriftSettings
 
     settings = BatchSettings()
     registry = Registry(settings)

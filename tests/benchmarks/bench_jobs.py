@@ -138,11 +138,11 @@ def _compare_train(runner: Runner, mlops_version: str, reference_version: str) -
 def _in_process_work(batch_in: Path, drift_in: Path, out: Path) -> dict[str, float]:
     """The batch and drift jobs' own work: each run in this process twice, the second timed (run by
     ``--measure-work`` in a child with the side's packages and store)."""
-    from mlops_drift.job import DriftRequest, run_drift
-    from mlops_drift.settings import DriftSettings
     from mlops_platform.tables import Shard
-    from mlops_workflows.batch.job import BatchRequest, run_batch
-    from mlops_workflows.batch.settings import BatchSettings
+    from mlops_workflows.jobs.batch.job import BatchRequest, run_batch
+    from mlops_workflows.jobs.batch.settings import BatchSettings
+    from mlops_workflows.jobs.drift.job import DriftRequest, run_drift
+    from mlops_workflows.jobs.drift.settings import DriftSettings
 
     batch = BatchRequest(
         model=MODEL,

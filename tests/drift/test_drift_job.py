@@ -16,14 +16,15 @@ import pytest
 from support.project import EmbeddedStore, run_mlops
 from test_detectors import independent_psi
 
-from mlops_drift import records
 from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
+from mlops_platform import prediction_log as records
+from mlops_platform.exit_status import ExitStatus
 
 pytestmark = pytest.mark.integration
 
 MODEL = "wine-classifier"
 SHIFTED = ("alcohol", "proline", "color_intensity")  # scaled by 1.5 in the drifted data
-EXIT_DRIFT, EXIT_INSUFFICIENT = 10, 11
+EXIT_DRIFT, EXIT_INSUFFICIENT = ExitStatus.DRIFT, ExitStatus.INSUFFICIENT_DATA
 
 
 @pytest.fixture(scope="module")

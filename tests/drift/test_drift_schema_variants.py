@@ -14,7 +14,7 @@ import pytest
 from support.project import EmbeddedStore, run_mlops
 from test_drift_job import MODEL, log_table, wine_sample
 
-from mlops_drift import records
+from mlops_platform import prediction_log as records
 
 pytestmark = pytest.mark.integration
 

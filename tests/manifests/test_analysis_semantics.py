@@ -8,7 +8,8 @@ import pytest
 
 from mlops_gitops.analysis import Metric, PrometheusClient, run_analysis
 from mlops_gitops.analysis.expr import ExprError, evaluate
-from mlops_gitops.analysis.runner import parse_duration, resolve_metrics
+from mlops_gitops.analysis.runner import resolve_metrics
+from mlops_platform.durations import parse_go_duration as parse_duration
 
 GUARDED = "len(result) > 0 && !isNaN(result[0]) && result[0] >= 0.95"
 

@@ -105,18 +105,19 @@ def test_the_templates_exist_and_train_configs_ship_in_the_image() -> None:
 
 
 def test_drift_branch_matches_the_drift_commands_exit_codes() -> None:
-    from mlops_drift import job
+    from mlops_platform.exit_status import DRIFT_OUTCOMES, ExitStatus
+    from mlops_workflows.jobs.drift import job
 
     drift = _templates()["drift-check"]
     [main] = [n for n in drift["spec"]["templates"] if n["name"] == drift["spec"]["entrypoint"]]
     tasks = {t["name"]: t for t in main["dag"]["tasks"]}
     assert tasks["drift"]["continueOn"] == {"failed": True}
     when = re.fullmatch(r"\{\{tasks\.drift\.exitCode\}\} == (\d+)", tasks["retrain"]["when"])
-    assert when and int(when.group(1)) == job.EXIT_DRIFT
+    assert when and int(when.group(1)) == ExitStatus.DRIFT
     [outcome] = [n for n in drift["spec"]["templates"] if n["name"] == tasks["outcome"]["template"]]
     args = outcome["container"]["args"]
     allowed = {int(c) for c in args[args.index("--allowed") + 1].split(",")}
-    assert allowed == {job.EXIT_NO_DRIFT, job.EXIT_DRIFT, job.EXIT_INSUFFICIENT_DATA}
+    assert allowed == DRIFT_OUTCOMES
     assert set(job.EXIT_CODES.values()) <= allowed
     [retrain] = [n for n in drift["spec"]["templates"] if n["name"] == tasks["retrain"]["template"]]
     retrain_args = retrain["container"]["args"]

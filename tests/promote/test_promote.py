@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops_platform.exit_status import ExitStatus
 from mlops_workflows.cli import main
 
 from .fakehost import FakeGitHub
@@ -114,7 +115,7 @@ def test_someone_elses_commits_on_the_branch_are_never_overwritten(
     gitops.person_commit("README.md", "main moved\n", "main moved")
     tip = gitops.remote_branches()[BRANCH]
     code, _, err = promote(capsys, MODEL, "--to", "production")
-    assert code == 5
+    assert code == ExitStatus.CONFLICT
     assert "commits the bot did not make (Pat Person <pat@example.com>)" in err
     assert gitops.remote_branches()[BRANCH] == tip
 
@@ -129,7 +130,7 @@ def test_rejected_push_is_retried_then_reported(
 
     gitops.reject_next(10)
     code, out, err = promote(capsys, "wine-classifier", "--to", "staging", "--version", "1")
-    assert code == 5
+    assert code == ExitStatus.CONFLICT
     assert "rejected 3 times; nothing was forced" in err
     assert "promote/wine-classifier/staging/v1" not in gitops.remote_branches()
 

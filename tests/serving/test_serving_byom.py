@@ -458,7 +458,7 @@ def test_baseline_create_then_drift_runs_for_the_version(served: Served, registr
     assert again.returncode == 2 and "already has baseline statistics (178 rows); pass --replace" in again.stderr
 
     # the drift job on the server's prediction log of this version: the same rows, no drift
-    from mlops_drift.records import read_records
+    from mlops_platform.prediction_log import read_records
     from mlops_platform.settings import PlatformSettings
 
     now = datetime.now(UTC)

@@ -234,7 +234,7 @@ def _burst(client: Any, model: str, inputs: list[list[list[float]]], headers: An
 
 def test_grpc_shares_batching_metrics_and_prediction_log_with_http(client: Any, grpc_server: Server, keys: Keys,
                                                                    trained_store: Any) -> None:
-    from mlops_drift.records import read_records
+    from mlops_platform.prediction_log import read_records
     from mlops_platform.settings import PlatformSettings
 
     before = _series(grpc_server)

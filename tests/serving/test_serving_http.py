@@ -456,7 +456,7 @@ def test_metrics_after_traffic(server: Server) -> None:
 def test_prediction_log_local(server: Server, trained_store: Any) -> None:
     import pyarrow.parquet as pq
 
-    from mlops_drift.records import feature_column, read_records, record_files, record_schema
+    from mlops_platform.prediction_log import feature_column, read_records, record_files, record_schema
     from mlops_platform.settings import PlatformSettings
 
     marker = uuid.uuid4().hex[:8]

@@ -59,7 +59,7 @@ def test_missing_model_is_503_until_registered_then_ready(tmp_path: Path) -> Non
 
 
 def test_sigterm_under_load_loses_no_accepted_request(trained_store: Any, tmp_path: Path) -> None:
-    from mlops_drift.records import read_records
+    from mlops_platform.prediction_log import read_records
     from mlops_platform.settings import PlatformSettings
 
     store = tmp_path / "store"

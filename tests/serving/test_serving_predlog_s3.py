@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_prediction_log_on_s3(trained_store: Any, tmp_path: Path) -> None:
-    from mlops_drift.records import RECORD_SCHEMA_VERSION, read_records
+    from mlops_platform.prediction_log import RECORD_SCHEMA_VERSION, read_records
     from mlops_platform.settings import PlatformSettings
 
     with seaweedfs_s3(tmp_path / "s3") as s3:

@@ -14,7 +14,7 @@ from mlflow.models import infer_signature
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
-from mlops_serving.errors import InvalidInputError
+from mlops_serving.errors import ModelInputError
 from mlops_serving.signature import SignatureError, from_signature
 
 URI = "models:/m/1"
@@ -37,7 +37,7 @@ def test_column_signature_keeps_names_and_types() -> None:
     given = schema.model_input(np.array([[1.5, 3.0, 2.0]]))
     assert list(given.columns) == ["a", "n", "f"] and [str(t) for t in given.dtypes] == ["float64", "int64", "float32"]
     schema.check(np.array([[1.5, 3.0, 2.5]]))  # a fraction is fine in a float column
-    with pytest.raises(InvalidInputError, match=r"row 1, feature n: 3.5 is not an integer of type int64"):
+    with pytest.raises(ModelInputError, match=r"row 1, feature n: 3.5 is not an integer of type int64"):
         schema.check(np.array([[1.5, 3.0, 2.5], [0.0, 3.5, 0.0]]))
 
 
@@ -64,10 +64,10 @@ def test_tensor_dtypes_and_shapes() -> None:
     schema = from_signature(ints, None, None, URI)
     given = schema.model_input(np.array([[1.0, 2.0, 3.0]]))
     assert given.dtype == np.int64 and given.shape == (1, 3)
-    with pytest.raises(InvalidInputError, match="is not an integer of type int64"):
+    with pytest.raises(ModelInputError, match="is not an integer of type int64"):
         schema.check(np.array([[1.0, 2.0, 2.5]]))
     small = ModelSignature(inputs=Schema([TensorSpec(np.dtype("int8"), (-1, 1))]))
-    with pytest.raises(InvalidInputError, match="integers from -128 to 127"):
+    with pytest.raises(ModelInputError, match="integers from -128 to 127"):
         from_signature(small, None, None, URI).check(np.array([[300.0]]))
     vector = ModelSignature(inputs=Schema([TensorSpec(np.dtype("float32"), (-1,))]))
     flat = from_signature(vector, None, None, URI)

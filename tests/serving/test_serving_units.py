@@ -18,7 +18,7 @@ from mlops_serving import auth
 from mlops_serving.batching import MicroBatcher, Predictor
 from mlops_serving.errors import (
     BadRequestError,
-    InvalidInputError,
+    ModelInputError,
     ParserUnavailableError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
@@ -98,7 +98,7 @@ def test_native_parse() -> None:
     assert parsed.features.dtype == np.float64
     records = native.parse(b'{"instances": [{"c": 3, "a": 1, "b": 2}]}', "application/json; charset=utf-8", model)
     assert records.features.tolist() == [[1, 2, 3]]
-    with pytest.raises(InvalidInputError, match=r"features\[0\]\[2\] \(c\): expected a number, got a boolean"):
+    with pytest.raises(ModelInputError, match=r"features\[0\]\[2\] \(c\): expected a number, got a boolean"):
         native.parse(b'{"features": [[1, 2, true]]}', "application/json", model)
     with pytest.raises(UnsupportedMediaTypeError):
         native.parse(b"{}", "text/csv", model)
@@ -131,7 +131,7 @@ def test_mlflow_shapes_agree() -> None:
     assert csv.tolist() == rows
     single = mlflow_protocol.parse(b'{"inputs": {"a": 1, "b": 2, "c": 3}}', "application/json", model)
     assert single.tolist() == [[1, 2, 3]]
-    with pytest.raises(InvalidInputError, match="columns have different lengths"):
+    with pytest.raises(ModelInputError, match="columns have different lengths"):
         mlflow_protocol.parse(b'{"inputs": {"a": [1, 2], "b": [2], "c": [3]}}', "application/json", model)
 
 
@@ -163,12 +163,12 @@ def test_v2_binary_bytes_output_round_trip() -> None:
 
 
 def test_tabular_messages_name_the_field() -> None:
-    with pytest.raises(InvalidInputError) as info:
+    with pytest.raises(ModelInputError) as info:
         tabular.rows_to_matrix([[1, 2, float("inf")]], NAMES, "features")
     assert info.value.field == "features[0][2] (c)" and "Infinity" in info.value.message
-    with pytest.raises(InvalidInputError, match=r"missing feature.*: b; unknown feature.*: z"):
+    with pytest.raises(ModelInputError, match=r"missing feature.*: b; unknown feature.*: z"):
         tabular.records_to_matrix([{"a": 1, "c": 2, "z": 3}], NAMES, "instances")
-    with pytest.raises(InvalidInputError, match="repeated feature"):
+    with pytest.raises(ModelInputError, match="repeated feature"):
         tabular.check_names(["a", "b", "c", "a"], NAMES, "columns")
 
 
@@ -370,7 +370,7 @@ def test_key_store_reloads_and_keeps_old_keys_on_a_broken_file(tmp_path: Path) -
 # -- prediction-log records -------------------------------------------------------------------------------------
 
 def _table(model: LoadedModel, when: datetime, request_id: str, rows: int) -> Any:
-    from mlops_drift import records
+    from mlops_platform import prediction_log as records
 
     features = np.arange(rows * 3, dtype=np.float64).reshape(rows, 3)
     prediction = model.predict(features)
@@ -383,7 +383,7 @@ def _table(model: LoadedModel, when: datetime, request_id: str, rows: int) -> An
 
 
 def test_records_layout_and_time_range(tmp_path: Path) -> None:
-    from mlops_drift import records
+    from mlops_platform import prediction_log as records
     from mlops_platform.settings import PlatformSettings
     from mlops_platform.storage import write_bytes
 
@@ -469,7 +469,7 @@ def test_body_parser_uses_its_process_for_large_bodies_and_replaces_a_dead_one()
         try:
             parsed = await parser.parse(large, 10, 3, mlflow_protocol.parse, "application/json", model.inputs)
             assert parsed.tolist() == [[1, 2, 3]]
-            with pytest.raises(InvalidInputError, match="unknown feature"):  # the same 4xx as inline
+            with pytest.raises(ModelInputError, match="unknown feature"):  # the same 4xx as inline
                 await parser.parse(large.replace(b'"c"', b'"d"'), 10, 3, mlflow_protocol.parse,
                                    "application/json", model.inputs)
             with pytest.raises(PayloadTooLargeError, match="MLOPS_SERVING_MAX_ROWS=10"):  # counted first

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from mlops_platform import registry as reg
+from mlops_platform import registry_names as reg
 from mlops_platform.registry import Registry
 
 KEY_METRICS = ("accuracy", "f1_macro", "roc_auc_ovr", "log_loss")

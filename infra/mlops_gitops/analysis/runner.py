@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from mlops_gitops.analysis.expr import ExprError, evaluate
+from mlops_platform.durations import parse_go_duration
 from mlops_platform.errors import ConfigError
 
 Phase = Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]
@@ -26,16 +27,6 @@ DEFAULT_CONSECUTIVE_ERROR_LIMIT = 4
 DEFAULT_ERROR_RETRY_INTERVAL_S = 10.0
 TEMPLATE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
 _ARG = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """A Go duration (``30s``, ``1m30s``, ``500ms``) in seconds."""
-    text = text.strip()
-    if not text or _DURATION.sub("", text):
-        raise ConfigError(f"invalid duration {text!r} (expected e.g. 30s, 1m, 1m30s)")
-    return sum(float(n) * _UNITS[unit] for n, unit in _DURATION.findall(text))
 
 
 @dataclass(frozen=True)
@@ -207,8 +198,8 @@ def resolve_metrics(templates: Sequence[dict[str, Any]], args: dict[str, str],
                 address=(prometheus_url or str(prometheus.get("address") or "")).rstrip("/"),
                 success_condition=str(spec.get("successCondition") or ""),
                 failure_condition=str(spec.get("failureCondition") or ""),
-                interval_s=parse_duration(str(interval)) if interval else None,
-                initial_delay_s=parse_duration(str(spec["initialDelay"])) if spec.get("initialDelay") else 0.0,
+                interval_s=parse_go_duration(str(interval)) if interval else None,
+                initial_delay_s=parse_go_duration(str(spec["initialDelay"])) if spec.get("initialDelay") else 0.0,
                 count=_int(spec.get("count"), f"{name}.count", None),
                 failure_limit=_int(spec.get("failureLimit"), f"{name}.failureLimit", 0) or 0,
                 inconclusive_limit=_int(spec.get("inconclusiveLimit"), f"{name}.inconclusiveLimit", 0) or 0,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops_serving.errors import BadRequestError, InvalidInputError, ServingError
+from mlops_serving.errors import BadRequestError, ModelInputError, ServingError
 from mlops_serving.protocols.tabular import (
     Matrix,
     ModelInputs,
@@ -59,23 +59,23 @@ def parse(body: bytes, content_type: str | None, model: ModelInputs) -> Matrix:
             f"{', '.join(map(repr, payload)) or 'none'}", field="body",
         )
     if payload.get("params"):
-        raise InvalidInputError("params: this model takes no parameters", field="params")
+        raise ModelInputError("params: this model takes no parameters", field="params")
     key = found[0]
     data = payload[key]
     schema = model.input_schema
     maybe_bool = b"true" in body or b"false" in body
     if key == "dataframe_split":
         if not isinstance(data, dict):
-            raise InvalidInputError("dataframe_split: expected an object with 'columns' and 'data'", field=key)
+            raise ModelInputError("dataframe_split: expected an object with 'columns' and 'data'", field=key)
         if "columns" not in data or "data" not in data:
-            raise InvalidInputError("dataframe_split: 'columns' and 'data' are required", field=key)
+            raise ModelInputError("dataframe_split: 'columns' and 'data' are required", field=key)
         columns = data["columns"]
         if not isinstance(columns, list):
-            raise InvalidInputError("dataframe_split.columns: expected a list of names", field=f"{key}.columns")
+            raise ModelInputError("dataframe_split.columns: expected a list of names", field=f"{key}.columns")
         if not schema.names_known:  # a tensor or unnamed input: the columns are positions, as in MLflow
             names = schema.names_for(given=[str(c) for c in columns])
             if len(columns) != len(names):
-                raise InvalidInputError(f"{key}.columns: {len(columns)} columns; the model expects "
+                raise ModelInputError(f"{key}.columns: {len(columns)} columns; the model expects "
                                         f"{describe_features(names)}", field=f"{key}.columns")
             return rows_to_matrix(data["data"], names, f"{key}.data", maybe_bool)
         return frame_to_matrix(columns, data["data"], schema.names_for(given=[str(c) for c in columns]), key,
@@ -93,7 +93,7 @@ def parse_csv(body: bytes, model: ModelInputs) -> Matrix:
     import pandas as pd
 
     if not body.strip():
-        raise InvalidInputError("CSV body is empty; send a header row of feature names and data rows", field="body")
+        raise ModelInputError("CSV body is empty; send a header row of feature names and data rows", field="body")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -102,7 +102,7 @@ def parse_csv(body: bytes, model: ModelInputs) -> Matrix:
     end = text.find("\n")
     fields = text.count(",", 0, end if end >= 0 else len(text)) + 1
     if fields > 2 * model.volume_width + 64:  # no need to split a header of 100,000 names to refuse it
-        raise InvalidInputError(f"csv header: {fields} columns; the model expects "
+        raise ModelInputError(f"csv header: {fields} columns; the model expects "
                                 f"{describe_features(schema.names_for(width=fields))}", field="csv header")
     try:  # the header first, with the csv module: a body of 100,000 columns never reaches pandas
         header = next(csv.reader(io.StringIO(text)), [])
@@ -112,7 +112,7 @@ def parse_csv(body: bytes, model: ModelInputs) -> Matrix:
     if schema.names_known:
         check_names(header, names, "csv header")
     elif len(header) != len(names):  # a tensor or unnamed input: the columns are positions
-        raise InvalidInputError(f"csv header: {len(header)} columns; the model expects {describe_features(names)}",
+        raise ModelInputError(f"csv header: {len(header)} columns; the model expects {describe_features(names)}",
                                 field="csv header")
     else:
         check_names(header, header, "csv header")  # repeated names
@@ -127,7 +127,7 @@ def parse_csv(body: bytes, model: ModelInputs) -> Matrix:
     if not isinstance(frame.index, pd.RangeIndex):  # pandas took the extra leading fields for an index
         raise BadRequestError("malformed CSV: the first data row has more fields than the header", field="body")
     if frame.empty:
-        raise InvalidInputError("csv: empty batch; send at least one data row", field="body")
+        raise ModelInputError("csv: empty batch; send at least one data row", field="body")
     matrix = frame[names].to_numpy(dtype=np.float64)
     return check_finite(matrix, names, "csv", lambda i, j: f"csv row {i + 1} column {names[j]}")
 
@@ -145,7 +145,7 @@ def _not_a_number(text: str, names: list[str]) -> ServingError:
             try:
                 float(value)
             except ValueError:
-                return InvalidInputError(f"csv column {name}: expected numbers, got {value[:40]!r} in row {row + 1}",
+                return ModelInputError(f"csv column {name}: expected numbers, got {value[:40]!r} in row {row + 1}",
                                          field=name)
     return BadRequestError("malformed CSV: a value is not a number", field="body")
 

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops_serving.errors import BadRequestError, InvalidInputError
+from mlops_serving.errors import BadRequestError, ModelInputError
 from mlops_serving.protocols.tabular import (
     Matrix,
     ModelInputs,
@@ -56,7 +56,7 @@ def parse(body: bytes, content_type: str | None, model: ModelInputs) -> NativeRe
         )
     probabilities = payload.get("probabilities", False)
     if not isinstance(probabilities, bool):
-        raise InvalidInputError("probabilities: expected true or false", field="probabilities")
+        raise ModelInputError("probabilities: expected true or false", field="probabilities")
     maybe_bool = b"true" in body or b"false" in body
     if ("features" in payload) == ("instances" in payload):
         raise BadRequestError("send exactly one of 'features' (rows in signature order) or 'instances' "

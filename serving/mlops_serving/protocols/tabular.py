@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mlops_serving.errors import BadRequestError, InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
+from mlops_serving.errors import BadRequestError, ModelInputError, PayloadTooLargeError, UnsupportedMediaTypeError
 from mlops_serving.signature import InputSchema
 
 Matrix = npt.NDArray[np.float64]
@@ -115,15 +115,15 @@ def to_array(values: list[Any], dtype: Any = None) -> npt.NDArray[Any]:
     return np.concatenate(parts)
 
 
-def out_of_range(rows: Sequence[Sequence[Any]], where: Any) -> InvalidInputError:
+def out_of_range(rows: Sequence[Sequence[Any]], where: Any) -> ModelInputError:
     """The 422 of the first integer beyond float range (numpy raised OverflowError converting ``rows``)."""
     for i, row in enumerate(rows):
         for j, value in enumerate(row):
             if isinstance(value, int) and abs(value) > FLOAT32_MAX:
                 name = where(i, j)
-                return InvalidInputError(f"{name}: an integer of {len(str(abs(value)))} digits is out of range "
+                return ModelInputError(f"{name}: an integer of {len(str(abs(value)))} digits is out of range "
                                          f"(|x| <= {FLOAT32_MAX:g})", field=name)
-    return InvalidInputError("a number is out of range", field="body")  # pragma: no cover - numpy said so
+    return ModelInputError("a number is out of range", field="body")  # pragma: no cover - numpy said so
 
 
 def require_object(payload: Any, what: str) -> dict[str, Any]:
@@ -178,9 +178,9 @@ def rows_to_matrix(rows: Any, names: Sequence[str], field: str, maybe_bool: bool
     otherwise be silently read as 1 or 0 by numpy), which allows the vectorised fast path.
     """
     if not isinstance(rows, list):
-        raise InvalidInputError(f"{field}: expected a list of rows, got {_kind(rows)}", field=field)
+        raise ModelInputError(f"{field}: expected a list of rows, got {_kind(rows)}", field=field)
     if not rows:
-        raise InvalidInputError(f"{field}: empty batch; send at least one row", field=field)
+        raise ModelInputError(f"{field}: empty batch; send at least one row", field=field)
     if not maybe_bool:
         try:
             array = to_array(rows)
@@ -191,16 +191,16 @@ def rows_to_matrix(rows: Any, names: Sequence[str], field: str, maybe_bool: bool
     width = len(names)
     for i, row in enumerate(rows):
         if not isinstance(row, list):
-            raise InvalidInputError(
+            raise ModelInputError(
                 f"{field}[{i}]: expected a list of {describe_features(names)}, got {_kind(row)}", field=f"{field}[{i}]"
             )
         if len(row) != width:
-            raise InvalidInputError(
+            raise ModelInputError(
                 f"{field}[{i}]: expected {describe_features(names)}, got {len(row)} values", field=f"{field}[{i}]"
             )
         for j, value in enumerate(row):
             if not _is_number(value):
-                raise InvalidInputError(
+                raise ModelInputError(
                     f"{field}[{i}][{j}] ({names[j]}): expected a number, got {_kind(value)}",
                     field=f"{field}[{i}][{j}]",
                 )
@@ -214,14 +214,14 @@ def rows_to_matrix(rows: Any, names: Sequence[str], field: str, maybe_bool: bool
 def records_to_matrix(records: Any, names: Sequence[str], field: str, maybe_bool: bool = True) -> Matrix:
     """A list of objects ``{feature: value}``; every feature present, no unknown ones."""
     if not isinstance(records, list):
-        raise InvalidInputError(f"{field}: expected a list of objects, got {_kind(records)}", field=field)
+        raise ModelInputError(f"{field}: expected a list of objects, got {_kind(records)}", field=field)
     if not records:
-        raise InvalidInputError(f"{field}: empty batch; send at least one record", field=field)
+        raise ModelInputError(f"{field}: empty batch; send at least one record", field=field)
     expected = set(names)
     rows = []
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise InvalidInputError(
+            raise ModelInputError(
                 f"{field}[{i}]: expected an object of feature values, got {_kind(record)}", field=f"{field}[{i}]"
             )
         if len(record) != len(names) or record.keys() != expected:
@@ -233,7 +233,7 @@ def records_to_matrix(records: Any, names: Sequence[str], field: str, maybe_bool
 def columns_to_matrix(columns: Any, names: Sequence[str], field: str, maybe_bool: bool = True) -> Matrix:
     """An object ``{feature: [values...]}`` with one equally long list per feature."""
     if not isinstance(columns, dict):
-        raise InvalidInputError(f"{field}: expected an object of columns, got {_kind(columns)}", field=field)
+        raise ModelInputError(f"{field}: expected an object of columns, got {_kind(columns)}", field=field)
     check_names(list(columns), names, field)
     lengths = set()
     for name in names:
@@ -242,11 +242,11 @@ def columns_to_matrix(columns: Any, names: Sequence[str], field: str, maybe_bool
             columns = {**columns, name: [column]}  # a scalar: one row
         lengths.add(len(columns[name]))
     if len(lengths) != 1:
-        raise InvalidInputError(
+        raise ModelInputError(
             f"{field}: columns have different lengths ({', '.join(map(str, sorted(lengths)))})", field=field
         )
     if lengths == {0}:
-        raise InvalidInputError(f"{field}: empty batch; send at least one row", field=field)
+        raise ModelInputError(f"{field}: empty batch; send at least one row", field=field)
     rows = [list(values) for values in zip(*(columns[name] for name in names), strict=True)]
     return _named_rows(rows, names, field, maybe_bool, lambda i, j: f"{field}.{names[j]}[{i}]")
 
@@ -259,7 +259,7 @@ def frame_to_matrix(columns: Sequence[Any], data: Any, names: Sequence[str], fie
     if not in_order:
         check_names(column_names, names, f"{field}.columns")
     if not isinstance(data, list):
-        raise InvalidInputError(f"{field}.data: expected a list of rows, got {_kind(data)}", field=f"{field}.data")
+        raise ModelInputError(f"{field}.data: expected a list of rows, got {_kind(data)}", field=f"{field}.data")
     if in_order:
         return rows_to_matrix(data, names, f"{field}.data", maybe_bool)
     order = [column_names.index(name) for name in names]
@@ -279,7 +279,7 @@ def _named_rows(rows: list[list[Any]], names: Sequence[str], field: str, maybe_b
     for i, row in enumerate(rows):
         for j, value in enumerate(row):
             if not _is_number(value):
-                raise InvalidInputError(f"{where(i, j)}: expected a number, got {_kind(value)}", field=where(i, j))
+                raise ModelInputError(f"{where(i, j)}: expected a number, got {_kind(value)}", field=where(i, j))
     try:
         matrix = to_array(rows, np.float64)
     except OverflowError as exc:  # integers beyond float range
@@ -304,7 +304,7 @@ def check_names(given: Sequence[str], names: Sequence[str], field: str) -> None:
     if duplicated:
         problems.append(f"repeated feature(s): {_some(duplicated)}")
     if problems:
-        raise InvalidInputError(f"{field}: {'; '.join(problems)}; the model expects {describe_features(names)}",
+        raise ModelInputError(f"{field}: {'; '.join(problems)}; the model expects {describe_features(names)}",
                                 field=field)
 
 
@@ -318,19 +318,19 @@ def check_finite(matrix: Matrix, names: Sequence[str], field: str, where: Any = 
     """422 naming the first NaN, infinite or out-of-range value (beyond float32, where scikit-learn's
     trees would turn it into infinity and fail inside the model)."""
     if matrix.ndim != 2 or matrix.shape[1] != len(names):
-        raise InvalidInputError(f"{field}: expected rows of {describe_features(names)}, got shape "
+        raise ModelInputError(f"{field}: expected rows of {describe_features(names)}, got shape "
                                 f"{list(matrix.shape)}", field=field)
     if matrix.shape[0] == 0:
-        raise InvalidInputError(f"{field}: empty batch; send at least one row", field=field)
+        raise ModelInputError(f"{field}: empty batch; send at least one row", field=field)
     if not np.isfinite(matrix).all():
         i, j = (int(k) for k in np.argwhere(~np.isfinite(matrix))[0])
         value = matrix[i, j]
         text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
         name = where(i, j) if where is not None else f"{field}[{i}][{j}] ({names[j]})"
-        raise InvalidInputError(f"{name}: {text} is not allowed; send finite numbers", field=name)
+        raise ModelInputError(f"{name}: {text} is not allowed; send finite numbers", field=name)
     if matrix.size and float(np.abs(matrix).max()) > FLOAT32_MAX:
         i, j = (int(k) for k in np.argwhere(np.abs(matrix) > FLOAT32_MAX)[0])
         name = where(i, j) if where is not None else f"{field}[{i}][{j}] ({names[j]})"
-        raise InvalidInputError(f"{name}: {matrix[i, j]:g} is out of range (|x| <= {FLOAT32_MAX:g}; tree models "
+        raise ModelInputError(f"{name}: {matrix[i, j]:g} is out of range (|x| <= {FLOAT32_MAX:g}; tree models "
                                 "compute in float32)", field=name)
     return matrix

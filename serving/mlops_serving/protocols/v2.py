@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from mlops_serving.errors import BadRequestError, InvalidInputError
+from mlops_serving.errors import BadRequestError, ModelInputError
 from mlops_serving.protocols.tabular import (
     Matrix,
     ModelInputs,
@@ -147,10 +147,10 @@ def parse_infer(body: bytes, content_type: str | None, header_length: str | None
         raise BadRequestError("inputs: expected a non-empty list of tensors", field="inputs")
     request_id = payload.get("id")
     if request_id is not None and not isinstance(request_id, str):
-        raise InvalidInputError("id: expected a string", field="id")
+        raise ModelInputError("id: expected a string", field="id")
     parameters = payload.get("parameters") or {}
     if not isinstance(parameters, dict):
-        raise InvalidInputError("parameters: expected an object", field="parameters")
+        raise ModelInputError("parameters: expected an object", field="parameters")
     tensors: list[tuple[str, npt.NDArray[np.float64]]] = []
     offset = 0
     for i, tensor in enumerate(inputs):
@@ -166,17 +166,17 @@ def parse_infer(body: bytes, content_type: str | None, header_length: str | None
 
 def _tensor(tensor: Any, where: str, binary: bytes, offset: int) -> tuple[str, npt.NDArray[np.float64], int]:
     if not isinstance(tensor, dict):
-        raise InvalidInputError(f"{where}: expected a tensor object", field=where)
+        raise ModelInputError(f"{where}: expected a tensor object", field=where)
     name, shape, datatype = tensor.get("name"), tensor.get("shape"), tensor.get("datatype")
     if not isinstance(name, str) or not name:
-        raise InvalidInputError(f"{where}.name: expected a tensor name", field=f"{where}.name")
+        raise ModelInputError(f"{where}.name: expected a tensor name", field=f"{where}.name")
     where = f"{where} ({name})"
     if (not isinstance(shape, list) or not 1 <= len(shape) <= 2
             or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DIMENSION for d in shape)):
-        raise InvalidInputError(f"{where}.shape: expected [N] or [N, F] with integers from 0 to {MAX_DIMENSION}, "
+        raise ModelInputError(f"{where}.shape: expected [N] or [N, F] with integers from 0 to {MAX_DIMENSION}, "
                                 f"got {_short(shape)}", field=f"{where}.shape")
     if not isinstance(datatype, str) or (datatype != BYTES and datatype not in NUMERIC_DTYPES):
-        raise InvalidInputError(
+        raise ModelInputError(
             f"{where}.datatype: {_short(datatype)} is not supported; use FP32, FP64, INT64 (or another numeric "
             "type) or BYTES", field=f"{where}.datatype",
         )
@@ -192,7 +192,7 @@ def _tensor(tensor: Any, where: str, binary: bytes, offset: int) -> tuple[str, n
         values = _from_binary(chunk, datatype, count, where)
     else:
         if "data" not in tensor:
-            raise InvalidInputError(f"{where}.data: missing", field=f"{where}.data")
+            raise ModelInputError(f"{where}.data: missing", field=f"{where}.data")
         values = _from_json(tensor["data"], datatype, count, where)
     return name, values.reshape(shape), offset
 
@@ -211,7 +211,7 @@ def _from_binary(chunk: bytes, datatype: str, count: int, where: str) -> npt.NDA
         return _from_json(items, datatype, count, where)
     dtype = np.dtype(NUMERIC_DTYPES[datatype])
     if len(chunk) != count * dtype.itemsize:
-        raise InvalidInputError(f"{where}: shape needs {count} {datatype} values ({count * dtype.itemsize} bytes), "
+        raise ModelInputError(f"{where}: shape needs {count} {datatype} values ({count * dtype.itemsize} bytes), "
                                 f"got {len(chunk)} bytes", field=where)
     return np.frombuffer(chunk, dtype=dtype).astype(np.float64)
 
@@ -221,7 +221,7 @@ def _from_json(data: Any, datatype: str, count: int, where: str) -> npt.NDArray[
         data = [data]
     flat = _flatten(data)
     if len(flat) != count:
-        raise InvalidInputError(f"{where}.data: the shape needs {count} values, got {len(flat)}", field=f"{where}.data")
+        raise ModelInputError(f"{where}.data: the shape needs {count} values, got {len(flat)}", field=f"{where}.data")
     if datatype == BYTES:
         numbers = []
         for k, value in enumerate(flat):
@@ -231,16 +231,16 @@ def _from_json(data: Any, datatype: str, count: int, where: str) -> npt.NDArray[
                     raise ValueError
                 numbers.append(float(text))
             except ValueError:
-                raise InvalidInputError(f"{where}.data[{k}]: BYTES value {_short(value)} is not a number",
+                raise ModelInputError(f"{where}.data[{k}]: BYTES value {_short(value)} is not a number",
                                         field=f"{where}.data[{k}]") from None
         return np.asarray(numbers, dtype=np.float64)
     integral = datatype[0] in "IU"
     for k, value in enumerate(flat):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInputError(f"{where}.data[{k}]: expected a number for {datatype}, got {_short(value)}",
+            raise ModelInputError(f"{where}.data[{k}]: expected a number for {datatype}, got {_short(value)}",
                                     field=f"{where}.data[{k}]")
         if integral and isinstance(value, float) and math.isfinite(value) and not value.is_integer():
-            raise InvalidInputError(f"{where}.data[{k}]: {value!r} is not an integer ({datatype})",
+            raise ModelInputError(f"{where}.data[{k}]: {value!r} is not an integer ({datatype})",
                                     field=f"{where}.data[{k}]")
     try:
         if datatype in ("FP16", "FP32"):
@@ -283,7 +283,7 @@ def _to_matrix(tensors: list[tuple[str, npt.NDArray[np.float64]]], model: ModelI
     if single is not None:
         name, array = single
         if array.shape[1] != len(names):
-            raise InvalidInputError(
+            raise ModelInputError(
                 f"inputs[0] ({name}): shape {list(array.shape)} has {array.shape[1]} columns; the model expects "
                 f"{describe_features(names)} (or one [N] tensor per feature)", field="inputs[0].shape",
             )
@@ -299,12 +299,12 @@ def _to_matrix(tensors: list[tuple[str, npt.NDArray[np.float64]]], model: ModelI
         if array.ndim == 2 and array.shape[1] == 1:
             array = array[:, 0]
         if array.ndim != 1:
-            raise InvalidInputError(f"inputs ({name}): expected shape [N] or [N, 1], got {list(array.shape)}",
+            raise ModelInputError(f"inputs ({name}): expected shape [N] or [N, 1], got {list(array.shape)}",
                                     field=f"inputs.{name}.shape")
         rows.add(len(array))
         columns.append(array)
     if len(rows) != 1:
-        raise InvalidInputError(f"inputs: tensors have different lengths ({', '.join(map(str, sorted(rows)))})",
+        raise ModelInputError(f"inputs: tensors have different lengths ({', '.join(map(str, sorted(rows)))})",
                                 field="inputs")
     matrix = np.column_stack(columns).astype(np.float64, copy=False)
     return check_finite(matrix, names, "inputs", lambda i, j: f"inputs ({names[j]}) row {i}")
@@ -315,13 +315,13 @@ def _outputs(requested: Any, model: ModelInputs, binary_all: bool) -> tuple[list
     if requested is None:
         return available, set(available) if binary_all else set()
     if not isinstance(requested, list):
-        raise InvalidInputError("outputs: expected a list of {\"name\": ...}", field="outputs")
+        raise ModelInputError("outputs: expected a list of {\"name\": ...}", field="outputs")
     names: list[str] = []
     binary: set[str] = set()
     for k, item in enumerate(requested):
         name = item.get("name") if isinstance(item, dict) else None
         if name not in available:
-            raise InvalidInputError(f"outputs[{k}].name: {name!r} is not an output of {model.name}; "
+            raise ModelInputError(f"outputs[{k}].name: {name!r} is not an output of {model.name}; "
                                     f"available: {', '.join(available)}", field=f"outputs[{k}].name")
         params = item.get("parameters") or {}
         if binary_all or (isinstance(params, dict) and params.get("binary_data")):

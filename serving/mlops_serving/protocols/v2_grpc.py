@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mlops_serving.errors import BadRequestError, InvalidInputError
+from mlops_serving.errors import BadRequestError, ModelInputError
 from mlops_serving.oip_grpc import grpc_predict_v2_pb2 as pb
 from mlops_serving.protocols import v2
 from mlops_serving.runtime import LoadedModel, Prediction
@@ -54,13 +54,13 @@ def _tensor(tensor: Any, index: int, raw: bytes | None) -> tuple[str, npt.NDArra
     where = f"inputs[{index}]"
     name, datatype, shape = tensor.name, tensor.datatype, list(tensor.shape)
     if not name:
-        raise InvalidInputError(f"{where}.name: expected a tensor name", field=f"{where}.name")
+        raise ModelInputError(f"{where}.name: expected a tensor name", field=f"{where}.name")
     where = f"{where} ({name})"
     if not 1 <= len(shape) <= 2 or not all(0 <= d <= v2.MAX_DIMENSION for d in shape):
-        raise InvalidInputError(f"{where}.shape: expected [N] or [N, F] with integers from 0 to {v2.MAX_DIMENSION}, "
+        raise ModelInputError(f"{where}.shape: expected [N] or [N, F] with integers from 0 to {v2.MAX_DIMENSION}, "
                                 f"got {shape}", field=f"{where}.shape")
     if datatype != v2.BYTES and datatype not in v2.NUMERIC_DTYPES:
-        raise InvalidInputError(
+        raise ModelInputError(
             f"{where}.datatype: {datatype!r} is not supported; use FP32, FP64, INT64 (or another numeric type) "
             "or BYTES", field=f"{where}.datatype",
         )
@@ -70,7 +70,7 @@ def _tensor(tensor: Any, index: int, raw: bytes | None) -> tuple[str, npt.NDArra
     else:
         field = _CONTENTS.get(datatype)
         if field is None:
-            raise InvalidInputError(f"{where}: {datatype} values can only be sent in raw_input_contents",
+            raise ModelInputError(f"{where}: {datatype} values can only be sent in raw_input_contents",
                                     field=where)
         data = list(getattr(tensor.contents, field))
         values = v2.values_from_json(data, datatype, count, where)
@@ -83,7 +83,7 @@ def parse_infer(request: Any, model: LoadedModel) -> v2.InferRequest:
         raise BadRequestError("inputs: expected a non-empty list of tensors", field="inputs")
     raw = list(request.raw_input_contents)
     if raw and len(raw) != len(request.inputs):
-        raise InvalidInputError(f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs; "
+        raise ModelInputError(f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs; "
                                 "send one per input or none", field="raw_input_contents")
     tensors = [_tensor(tensor, i, raw[i] if raw else None) for i, tensor in enumerate(request.inputs)]
     features = v2.tensors_to_matrix(tensors, model.inputs)

@@ -1,11 +1,9 @@
 """The `mlops` command line: one entry point for every job, locally and in Argo Workflows.
 
-Exit status shared by every command: 0 success; 1 unexpected error; 2 invalid input or
-configuration (also argparse usage errors); 3 a gate refused (training: the version stays
-registered as gate=failed; promote: nothing was written); 4 a service (tracking server, object
-store, Git host) is unreachable; 130 interrupted. Some commands add their own codes, documented
-with them: `drift` (10 drift detected, 11 insufficient data), `promote` (5 Git moved under the
-bot), `analysis run` (5 inconclusive).
+Exit statuses come from one table, :class:`mlops_platform.exit_status.ExitStatus` (one meaning
+each): 0 success; 1 unexpected error; 2 invalid input or configuration (also argparse usage
+errors); 3 a gate refused; 4 a service is unreachable; 5 `promote`: Git moved under the bot;
+6 `analysis run`: inconclusive; 10/11 `drift`: drift detected / insufficient data; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from mlops_platform.errors import ConfigError, InvalidInputError, MlopsError
+from mlops_platform.exit_status import ExitStatus
 from mlops_workflows.cli import (
     analysis,
     baseline,
@@ -88,7 +87,7 @@ def _main(given: list[str]) -> int:
     for position, arg in enumerate(given, 1):
         if "\x00" in arg:
             print(f"error: argument {position} contains a NUL byte", file=sys.stderr)
-            return InvalidInputError.exit_code
+            return ExitStatus.INVALID_INPUT
     args = build_parser().parse_args(given)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -116,8 +115,8 @@ def _main(given: list[str]) -> int:
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr)
-        return InvalidInputError.exit_code
+        return ExitStatus.INVALID_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return ExitStatus.INTERRUPTED
 

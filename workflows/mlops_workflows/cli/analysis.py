@@ -1,8 +1,8 @@
 """``mlops analysis run|replay``.
 
 ``run`` evaluates AnalysisTemplates against a Prometheus URL with the repository tooling
-(:mod:`mlops_gitops.analysis`, not installed in the images). Exit status: 0 Successful; 3 Failed;
-5 Inconclusive; 4 Error (Prometheus unreachable, or measurements that could not be evaluated); 2 invalid
+(:mod:`mlops_gitops.analysis`, not installed in the images). Exit status (:class:`mlops_platform.exit_status.ExitStatus`): 0 Successful; 3 Failed;
+6 Inconclusive; 4 Error (Prometheus unreachable, or measurements that could not be evaluated); 2 invalid
 templates or args.
 
 ``replay`` is a staging analysis Job of the jobs image (:mod:`mlops_workflows.replay`).
@@ -15,8 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from mlops_platform.errors import ConfigError
+from mlops_platform.exit_status import ExitStatus
 
-EXIT_STATUS = {"Successful": 0, "Failed": 3, "Error": 4, "Inconclusive": 5}
+EXIT_STATUS: dict[str, ExitStatus] = {
+    "Successful": ExitStatus.OK,
+    "Failed": ExitStatus.GATE_REFUSED,
+    "Error": ExitStatus.SERVICE_UNAVAILABLE,
+    "Inconclusive": ExitStatus.INCONCLUSIVE,
+}
 
 
 def _arg(text: str) -> tuple[str, str]:
@@ -56,7 +62,7 @@ def _cmd_analysis_run(args: argparse.Namespace) -> int:
         for metric_result in result.metrics:
             print(f"{metric_result.name:<30} {metric_result.phase:<13} {metric_result.message}")
         print(f"analysis: {result.phase}")
-    return EXIT_STATUS.get(result.phase, 1)
+    return EXIT_STATUS.get(result.phase, ExitStatus.UNEXPECTED)
 
 
 def _cmd_analysis_replay(args: argparse.Namespace) -> int:
@@ -81,7 +87,7 @@ def add_parser(commands: Any) -> None:
         help="measure a template's metrics against Prometheus, with Argo Rollouts' semantics",
         description="Resolve the templates' args, measure every metric `count` times every `interval` "
         "and assess it as Argo Rollouts does (failureLimit, inconclusiveLimit, consecutiveErrorLimit).",
-        epilog="Exit status: 0 Successful, 3 Failed, 5 Inconclusive, 4 Error, 2 invalid input. Example: "
+        epilog="Exit status: 0 Successful, 3 Failed, 6 Inconclusive, 4 Error, 2 invalid input. Example: "
         "mlops analysis run serving/manifests/base --template model-success-rate "
         "--prometheus http://localhost:9090 --arg namespace=models-staging --arg model=wine-classifier ...",
     )

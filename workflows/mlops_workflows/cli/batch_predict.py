@@ -1,4 +1,4 @@
-"""``mlops batch-predict``: score a CSV/Parquet input with a model version (:mod:`mlops_workflows.batch.job`).
+"""``mlops batch-predict``: score a CSV/Parquet input with a model version (:mod:`mlops_workflows.jobs.batch.job`).
 
 Heavy imports (pyarrow, MLflow) happen inside the handler, so `mlops --help` stays fast.
 """
@@ -14,8 +14,8 @@ from mlops_workflows.cli._shared import model_version_args
 def _cmd_batch_predict(args: argparse.Namespace) -> int:
     from mlops_platform.settings import load_settings
     from mlops_platform.tables import Shard
-    from mlops_workflows.batch.job import BatchRequest, run_batch
-    from mlops_workflows.batch.settings import BatchSettings
+    from mlops_workflows.jobs.batch.job import BatchRequest, run_batch
+    from mlops_workflows.jobs.batch.settings import BatchSettings
 
     settings = load_settings(BatchSettings)
     request = BatchRequest(

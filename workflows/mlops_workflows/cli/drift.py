@@ -1,9 +1,9 @@
 """``mlops drift``: compare recent predictions (or a file) with a model version's training baseline
-(:mod:`mlops_drift.job`).
+(:mod:`mlops_workflows.jobs.drift.job`).
 
 Heavy imports (pyarrow, scipy, MLflow) happen inside the handler, so `mlops --help` stays fast.
 
-Exit status (beyond the CLI's 0-4): 10 drift detected, 11 insufficient data; see :mod:`mlops_drift.job`.
+Exit status (beyond the CLI's 0-4): 10 drift detected, 11 insufficient data; see :mod:`mlops_workflows.jobs.drift.job`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def _timestamp(text: str) -> datetime:
 
 
 def _cmd_drift(args: argparse.Namespace) -> int:
-    from mlops_drift.job import DriftRequest, run_drift
-    from mlops_drift.settings import DriftSettings
+    from mlops_workflows.jobs.drift.job import DriftRequest, run_drift
+    from mlops_workflows.jobs.drift.settings import DriftSettings
     from mlops_platform.settings import load_settings
 
     if args.input and (args.since or args.until or args.last):

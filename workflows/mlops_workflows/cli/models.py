@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mlops_platform.registry import ENVIRONMENTS, PRODUCTION
+from mlops_platform.registry_names import ENVIRONMENTS, PRODUCTION
 from mlops_workflows.cli._shared import bot, registry
 
 

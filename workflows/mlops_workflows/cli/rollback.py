@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mlops_platform.registry import ENVIRONMENTS
+from mlops_platform.registry_names import ENVIRONMENTS
 from mlops_workflows.cli._shared import bot
 
 

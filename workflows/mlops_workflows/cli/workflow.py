@@ -71,7 +71,7 @@ def _cmd_shards(args: argparse.Namespace) -> int:
 def _cmd_batch_summary(args: argparse.Namespace) -> int:
     from mlops_platform.settings import PlatformSettings, load_settings
     from mlops_platform.storage import list_uris
-    from mlops_workflows.batch.output import rejects_folder
+    from mlops_workflows.jobs.batch.output import rejects_folder
     from mlops_workflows.shards import PART, REJECTS, rows_per_file, summarize_parts
 
     settings = load_settings(PlatformSettings)

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
-from mlops_platform import registry as reg
+from mlops_platform import registry_names as reg
 from mlops_platform.errors import ConfigError, GateFailedError, InvalidInputError, ServiceUnavailableError
+from mlops_platform.model_names import check_model_name
 from mlops_platform.registry import Registry
 from mlops_workflows.promote import gates
 from mlops_workflows.promote.canary import merge_effect
@@ -23,7 +24,6 @@ from mlops_workflows.promote.history import Pin, previous_pin, release_history
 from mlops_workflows.promote.model_card import VersionFacts, facts, render_card
 from mlops_workflows.promote.release import (
     check_environment,
-    check_model_name,
     drop_unpinned,
     kustomization_path,
     pinned_version,
@@ -37,11 +37,6 @@ if TYPE_CHECKING:
 
 Kind = Literal["promote", "rollback"]
 
-# Version tags written by --finalize (defined in mlops_platform.registry; read by the production gate).
-TAG_PROMOTION_PR = reg.TAG_PROMOTION_PR
-TAG_PROMOTION_COMMIT = reg.TAG_PROMOTION_COMMIT
-TAG_PROMOTION_LANDED = reg.TAG_PROMOTION_LANDED
-TAG_PROMOTION_FINALIZED = reg.TAG_PROMOTION_FINALIZED
 SERVER_SUFFIX = "-model-server"
 
 
@@ -171,11 +166,13 @@ class Bot:
                 return f"⚠️ Drift alert firing for `{model}`: {', '.join(firing)}."
             pattern = self.settings.drift_alert_pattern
             return f"No drift alert firing for `{model}` (Prometheus, alerts matching `{pattern}`)."
-        drift_tags = {k: v for k, v in now.tags.items() if k.startswith("drift.")}
+        # The drift job writes these on each check of the version's served traffic.
+        drift_tags = {key: now.tags[key] for key in reg.DRIFT_TAGS if now.tags.get(key)}
         if drift_tags:
-            shown = ", ".join(f"`{k}={v}`" for k, v in sorted(drift_tags.items()))
+            shown = ", ".join(f"`{k}={v}`" for k, v in drift_tags.items())
             return f"Latest drift result of v{now.version} in {env}: {shown}."
-        return "Unknown: MLOPS_PROMETHEUS_URL is not set and the version in the environment has no drift.* tags."
+        return (f"Unknown: MLOPS_PROMETHEUS_URL is not set and the version in the environment has no "
+                f"{reg.DRIFT_TAG_PREFIX}* tags (no drift check of it yet).")
 
     # -- promote ----------------------------------------------------------------------------
 
@@ -303,7 +300,7 @@ class Bot:
         if (
             holder is not None
             and int(holder.version) == pinned
-            and (mv.tags or {}).get(TAG_PROMOTION_COMMIT.format(env=env)) == commit
+            and (mv.tags or {}).get(reg.TAG_PROMOTION_COMMIT.format(env=env)) == commit
         ):
             self.say(f"alias {env!r} of {model} already holds v{pinned}, finalized for commit {commit[:12]}: "
                      "nothing to do")
@@ -312,12 +309,12 @@ class Bot:
         before = f"v{holder.version}" if holder is not None else "no version"
         self.registry.set_alias(model, env, pinned)
         tags = {
-            TAG_PROMOTION_PR.format(env=env): pr_ref,
-            TAG_PROMOTION_COMMIT.format(env=env): commit,
-            TAG_PROMOTION_FINALIZED.format(env=env): datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            reg.TAG_PROMOTION_PR.format(env=env): pr_ref,
+            reg.TAG_PROMOTION_COMMIT.format(env=env): commit,
+            reg.TAG_PROMOTION_FINALIZED.format(env=env): datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         if landing is not None:
-            tags[TAG_PROMOTION_LANDED.format(env=env)] = landing.landed.strftime("%Y-%m-%dT%H:%M:%SZ")
+            tags[reg.TAG_PROMOTION_LANDED.format(env=env)] = landing.landed.strftime("%Y-%m-%dT%H:%M:%SZ")
         self.registry.set_version_tags(model, mv.version, tags)
         where = self.settings.base_branch
         self.say(f"alias {env!r} of {model}: {before} -> v{pinned} (the version Git pins on {where})")

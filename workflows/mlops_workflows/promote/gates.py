@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_platform import registry as reg
+from mlops_platform import registry_names as reg
 from mlops_platform.errors import GateFailedError, NotFoundError
 from mlops_platform.registry import Registry
 from mlops_workflows.promote.health import Prometheus, health, namespace_of
@@ -53,7 +53,7 @@ def resolve(registry: Registry, model: str, version: int | None, alias: str | No
 def gate_check(mv: Any) -> Check:
     tags = mv.tags or {}
     value = tags.get(reg.TAG_GATE)
-    if value == "passed":
+    if value == reg.GATE_PASSED:
         return Check("evaluation gate", True, f"v{mv.version} has {reg.TAG_GATE}=passed")
     shown = f"{reg.TAG_GATE}={value}" if value else f"no {reg.TAG_GATE} tag"
     return Check("evaluation gate", False, f"v{mv.version} has {shown}, not {reg.TAG_GATE}=passed")

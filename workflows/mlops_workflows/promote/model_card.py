@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from mlops_platform import registry as reg
+from mlops_platform import registry_names as reg
 from mlops_platform.registry import Registry
 from mlops_workflows.models import KEY_METRICS
 from mlops_workflows.promote.gates import Check

@@ -12,21 +12,14 @@ import re
 from pathlib import PurePosixPath
 
 from mlops_platform.errors import ConfigError, InvalidInputError
-from mlops_platform.registry import ENVIRONMENTS
+from mlops_platform.model_names import check_model_name
+from mlops_platform.registry_names import ENVIRONMENTS
 
 RELEASE_FILE = "release.env"
 KEY_MODEL_VERSION = "MODEL_VERSION"
 KEY_IMAGE_TAG = "IMAGE_TAG"
 
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _LINE = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>[^\r\n]*)(?P<eol>\r?\n?)$")
-
-
-def check_model_name(name: str) -> str:
-    """Model names become folder, branch and Kubernetes names: lower-case DNS labels only."""
-    if not _NAME.match(name):
-        raise InvalidInputError(f"model name {name!r} is not a lower-case DNS label (a-z, 0-9, '-')")
-    return name
 
 
 def check_environment(env: str) -> str:

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlops_platform.errors import ConfigError
+from mlops_platform.model_names import MODEL_NAME_PATTERN
 from mlops_workflows.training.metrics import LOWER_IS_BETTER, METRIC_NAMES
 
 SKLEARN_DATASETS = ("wine", "breast_cancer", "iris", "digits")
@@ -104,7 +105,7 @@ class GateConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    model_name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    model_name: str = Field(pattern=MODEL_NAME_PATTERN)
     description: str = ""
     dataset: DatasetConfig
     estimator: EstimatorConfig

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from mlops_drift.baseline import BASELINE_ARTIFACT, MonitoringPolicy, artifact_uri, compute_baseline
-from mlops_platform import registry as reg
+from mlops_platform import registry_names as reg
 from mlops_platform.errors import ConfigError, InvalidInputError
 from mlops_platform.registry import Registry, metric_key
 from mlops_workflows.settings import TrainingSettings
@@ -175,7 +175,7 @@ def train(
 
     progress.step(f"registering a new version of {config.model_name}")
     tags = {
-        reg.TAG_GATE: "passed" if gate.passed else "failed",
+        reg.TAG_GATE: reg.GATE_PASSED if gate.passed else reg.GATE_FAILED,
         reg.TAG_GATE_REASONS: json.dumps([c.message for c in gate.checks]),
         reg.TAG_DATASET_DIGEST: digest,
         reg.TAG_DATASET_SOURCE: dataset.source,
@@ -287,15 +287,15 @@ def _log_run(
         "split.seed": config.split.seed,
         "split.stratify": config.split.stratify,
         "baseline.bins": config.baseline.bins,
-        "dataset.source": dataset.source,
+        reg.TAG_DATASET_SOURCE: dataset.source,  # also a param of the run
         "features": len(dataset.feature_names),
     }
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{config.model_name}") as run:
         mlflow.set_tags(
             {
-                "mlops.model_name": config.model_name,
-                "mlflow.source.git.commit": commit,
-                "git.dirty": str(dirty).lower(),
+                reg.RUN_TAG_MODEL_NAME: config.model_name,
+                reg.RUN_TAG_GIT_COMMIT: commit,
+                reg.RUN_TAG_GIT_DIRTY: str(dirty).lower(),
             }
         )
         mlflow.log_params(params)

@@ -6,25 +6,10 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mlops_drift.report import DEFAULT_PSI_ALERT, DEFAULT_PSI_WARN
-from mlops_platform.errors import InvalidInputError
+from mlops_platform.durations import DurationError, parse_duration
 from mlops_platform.settings import PlatformSettings
 
 ENV_PREFIX = "MLOPS_DRIFT_"
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``30m``, ``1h``, ``2d``, ``90s`` or a plain number of seconds."""
-    value = text.strip().lower()
-    try:
-        unit = _UNITS.get(value[-1:], 0)
-        seconds = float(value[:-1]) * unit if unit else float(value)
-    except ValueError:
-        raise InvalidInputError(f"invalid duration {text!r}: expected e.g. 90s, 30m, 1h, 2d") from None
-    if seconds <= 0:
-        raise InvalidInputError(f"invalid duration {text!r}: must be positive")
-    return seconds
 
 
 class DriftSettings(PlatformSettings):
@@ -44,7 +29,7 @@ class DriftSettings(PlatformSettings):
         3600.0,
         gt=0,
         description="How often the job is scheduled per model; pushed so the staleness alert fires after "
-        "twice this without a successful run.",
+        "twice this without a successful run. hack/validate checks it against the drift CronWorkflows' schedules.",
     )
     insufficient_runs_alert: int = Field(
         3,
@@ -59,7 +44,7 @@ class DriftSettings(PlatformSettings):
     def _check_window(cls, value: str) -> str:
         try:
             parse_duration(value)
-        except InvalidInputError as exc:
+        except DurationError as exc:
             raise ValueError(str(exc)) from None
         return value
 

@@ -14,7 +14,7 @@ beside the output folder and not in it (a reader of the output gets only scored 
 
 Output: ``<output>/part-<i>-of-<n>.parquet`` with the id column (if given), ``prediction``,
 ``probability_<class>`` per class (classifiers) and ``model`` / ``model_version``; staged and
-committed only when complete (:mod:`mlops_workflows.batch.output`). An existing part is replaced
+committed only when complete (:mod:`mlops_workflows.jobs.batch.output`). An existing part is replaced
 only with ``--overwrite``. The run is recorded in MLflow (experiment ``batch-predict/<model>``)
 and, with ``MLOPS_PUSHGATEWAY_URL``, pushed to the group ``{job="mlops-batch-predict", model,
 shard}``.
@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlops_platform import metric_names as mn
+from mlops_platform import registry_names as reg
 from mlops_platform.errors import InvalidInputError
 from mlops_platform.pushgateway import Sample, push_or_warn
 from mlops_platform.tables import (
@@ -50,8 +51,9 @@ from mlops_platform.tables import (
     select_shard,
     to_float64,
 )
-from mlops_workflows.batch.output import OutputPaths, StagedParquet, commit, discard, remove
-from mlops_workflows.batch.settings import BatchSettings
+from mlops_workflows.jobs.batch.output import OutputPaths, StagedParquet, commit, discard, remove
+from mlops_workflows.jobs.batch.settings import BatchSettings
+from mlops_workflows.jobs.failures import record, services_needed
 
 if TYPE_CHECKING:
     from mlops_platform.registry import Registry
@@ -310,7 +312,8 @@ def run_batch(settings: BatchSettings, request: BatchRequest, registry: Registry
     started = time.monotonic()
     result = BatchResult(model=request.model, version="", shard=request.shard)
     try:
-        _run(settings, request, registry, result)
+        with services_needed():
+            _run(settings, request, registry, result)
     except Exception:
         push_or_warn(
             settings.pushgateway_url,
@@ -412,20 +415,20 @@ def _run(settings: BatchSettings, request: BatchRequest, registry: Registry | No
 
 
 def _record(settings: BatchSettings, request: BatchRequest, registry: Registry | None, result: BatchResult) -> None:
-    """MLflow run and Pushgateway group of a committed run; failures here are warnings."""
+    """MLflow run and Pushgateway group of a committed run; failures here are warnings
+    (:func:`mlops_workflows.jobs.failures.record`)."""
     from mlops_platform.registry import Registry
 
-    try:
-        registry = registry or Registry(settings)
-        result.run_id, result.run_url = registry.record_job_run(
+    def mlflow_run() -> tuple[str, str]:
+        return (registry or Registry(settings)).record_job_run(
             EXPERIMENT_PREFIX + result.model,
             run_name=f"batch-{result.model}-v{result.version}-{result.shard.label}",
             tags={
-                "mlops.job": "batch-predict",
-                "mlops.model_name": result.model,
-                "mlops.model_version": result.version,
-                "mlops.shard": str(result.shard),
-                "mlops.input_digest": result.input_digest,
+                reg.RUN_TAG_JOB: reg.JOB_BATCH,
+                reg.RUN_TAG_MODEL_NAME: result.model,
+                reg.RUN_TAG_MODEL_VERSION: result.version,
+                reg.RUN_TAG_SHARD: str(result.shard),
+                reg.RUN_TAG_INPUT_DIGEST: result.input_digest,
             },
             params={
                 "input": request.input_uri,
@@ -444,8 +447,10 @@ def _record(settings: BatchSettings, request: BatchRequest, registry: Registry |
             },
             texts={"batch/summary.json": json.dumps(result.summary(), indent=2)},
         )
-    except Exception as exc:  # the output is committed; a retry would find it and stop
-        log.warning("the run is committed but could not be recorded in MLflow: %s", exc)
+
+    recorded = record("the run is committed but could not be recorded in MLflow", mlflow_run)
+    if recorded is not None:
+        result.run_id, result.run_url = recorded
     version = {mn.LABEL_VERSION: result.version}
     now = time.time()
     result.pushed = push_or_warn(

@@ -6,7 +6,8 @@ MLflow run (experiment ``drift/<model>``, tagged with the model version) and, wh
 ``MLOPS_PUSHGATEWAY_URL`` is set, pushes the results to the Pushgateway group
 ``{job="mlops-drift", model, version}`` (metric names in :mod:`mlops_platform.metric_names`).
 
-Exit status (distinct from the CLI's 1-4, so that a workflow can branch on it):
+Exit status (:class:`mlops_platform.exit_status.ExitStatus`; distinct from the failures' 1-4, so that a
+workflow can branch on it):
 
 ==  ==========================================================================================
 0   no drift (status ``ok``, or ``warning``: some PSI between the warn and alert thresholds)
@@ -17,15 +18,14 @@ Exit status (distinct from the CLI's 1-4, so that a workflow can branch on it):
 Failures keep the CLI's codes: 2 invalid input (no such model/version, no baseline, unreadable
 input), 4 a service (tracking server, object store) unreachable, 1 unexpected.
 
-Prediction-log files are read with their columns projected (timestamp, features, prediction) and
-in parallel; a file that cannot be read (corrupt, or not in the record schema) is left out and
-listed in the report, so one bad file does not blind the monitoring. If no file can be read at
-all, the input is invalid (exit 2).
+The prediction log is read with its one reader, :func:`mlops_platform.prediction_log.read_window`
+(columns projected, files in parallel); a file that cannot be read (corrupt, or not in the record
+schema) is left out and listed in the report, so one bad file does not blind the monitoring. If no
+file can be read at all, the input is invalid (exit 2).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
 import time
@@ -37,35 +37,36 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from mlops_drift import records
 from mlops_drift.baseline import read_baseline
 from mlops_drift.html import render_html
 from mlops_drift.report import DriftReport, Thresholds, build_report
-from mlops_drift.settings import DriftSettings, parse_duration
 from mlops_platform import metric_names as mn
+from mlops_platform import prediction_log
+from mlops_platform import registry_names as reg
+from mlops_platform.durations import parse_duration
 from mlops_platform.errors import InvalidInputError, NotFoundError
+from mlops_platform.exit_status import ExitStatus
 from mlops_platform.pushgateway import Sample, push_or_warn
+from mlops_workflows.jobs.drift.settings import DriftSettings
+from mlops_workflows.jobs.failures import record, services_needed
 
 if TYPE_CHECKING:
     from mlops_platform.registry import Registry
 
 log = logging.getLogger(__name__)
 
-EXIT_NO_DRIFT = 0
-EXIT_DRIFT = 10
-EXIT_INSUFFICIENT_DATA = 11
-
-EXIT_CODES: dict[str, int] = {
-    "ok": EXIT_NO_DRIFT,
-    "warning": EXIT_NO_DRIFT,
-    "drift": EXIT_DRIFT,
-    "insufficient_data": EXIT_INSUFFICIENT_DATA,
+EXIT_CODES: dict[str, ExitStatus] = {
+    "ok": ExitStatus.OK,
+    "warning": ExitStatus.OK,
+    "drift": ExitStatus.DRIFT,
+    "insufficient_data": ExitStatus.INSUFFICIENT_DATA,
 }
+"""The exit status of each report status."""
 
 REPORT_JSON = "drift-report.json"
 REPORT_HTML = "drift-report.html"
 EXPERIMENT_PREFIX = "drift/"
-PREDICTION_COLUMN = "prediction"
+PREDICTION_COLUMN = prediction_log.PREDICTION_COLUMN
 
 
 @dataclass(frozen=True)
@@ -120,66 +121,24 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class _OtherSchemaError(ValueError):
-    """A readable file whose columns are not the record schema of the model's features."""
-
-
-def _read_log_file(
-    fs: Any, path: str, feature_names: list[str], columns: list[str], since: datetime, until: datetime
-) -> Any:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    with fs.open_input_file(path) as handle:
-        parquet = pq.ParquetFile(handle)
-        mismatch = records.schema_mismatch(parquet.schema_arrow, feature_names)
-        if mismatch is not None:
-            raise _OtherSchemaError(f"another schema: {mismatch}")
-        table = parquet.read(columns=columns)
-    stamps = table["timestamp"]
-    start = pa.scalar(since, type=pa.timestamp("us", tz="UTC"))
-    end = pa.scalar(until, type=pa.timestamp("us", tz="UTC"))
-    return table.filter(pc.and_(pc.greater_equal(stamps, start), pc.less(stamps, end)))
-
-
 def read_prediction_log(
     settings: DriftSettings, model: str, version: str, feature_names: list[str], since: datetime, until: datetime
 ) -> _Rows:
-    """The logged rows of ``model``/``version`` with ``since <= timestamp < until``."""
-    import pyarrow as pa
-
-    from mlops_platform.tables import filesystem
-
-    store = settings.effective_store_uri
-    uris = records.record_files(store, settings, model, version, since, until)
-    columns = ["timestamp", *(records.feature_column(n) for n in feature_names), PREDICTION_COLUMN]
-    fs, _ = filesystem(store, settings)
-    paths = [uri[len("s3://") :] if uri.startswith("s3://") else uri for uri in uris]
-    tables: list[Any] = []
-    skipped: list[str] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=settings.read_threads) as pool:
-        futures = [pool.submit(_read_log_file, fs, p, feature_names, columns, since, until) for p in paths]
-        for uri, future in zip(uris, futures, strict=True):
-            try:
-                tables.append(future.result())
-            except (pa.ArrowException, OSError, KeyError, _OtherSchemaError) as exc:
-                log.warning("skipping unreadable prediction-log file %s: %s", uri, exc)
-                skipped.append(f"{uri}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-    if uris and not tables:
-        raise InvalidInputError(
-            f"none of the {len(uris)} prediction-log file(s) of {model} v{version} in the window is readable; "
-            f"first: {skipped[0]}"
-        )
-    if not tables:
-        empty = {name: np.empty(0, dtype=np.float64) for name in feature_names}
-        return _Rows(empty, np.empty(0, dtype=object), 0, skipped)
-    table = pa.concat_tables(tables)
+    """The logged rows of ``model``/``version`` with ``since <= timestamp < until``
+    (:func:`mlops_platform.prediction_log.read_window`, the one reader of the log)."""
+    window = prediction_log.read_window(
+        settings.effective_store_uri, settings, model, version, since, until,
+        feature_names=feature_names,
+        columns=[*(prediction_log.feature_column(n) for n in feature_names), PREDICTION_COLUMN],
+        threads=settings.read_threads,
+    )
+    table = window.table
     features = {
-        name: np.asarray(table[records.feature_column(name)].to_numpy(), dtype=np.float64) for name in feature_names
+        name: np.asarray(table[prediction_log.feature_column(name)].to_numpy(), dtype=np.float64)
+        for name in feature_names
     }
     predictions = np.asarray(table[PREDICTION_COLUMN].to_numpy(zero_copy_only=False), dtype=object)
-    return _Rows(features, predictions, len(tables), skipped)
+    return _Rows(features, predictions, window.files_read, window.skipped)
 
 
 def read_input(settings: DriftSettings, uri: str, feature_names: list[str]) -> _Rows:
@@ -195,7 +154,7 @@ def read_input(settings: DriftSettings, uri: str, feature_names: list[str]) -> _
     for file in files:
         present = set(file_columns(fs, file, block))
         names = {
-            n: (n if n in present else records.feature_column(n)) for n in feature_names
+            n: (n if n in present else prediction_log.feature_column(n)) for n in feature_names
         }
         missing = [n for n, column in names.items() if column not in present]
         if missing:
@@ -235,11 +194,11 @@ def log_to_mlflow(registry: Registry, report: DriftReport, files: dict[str, str]
         EXPERIMENT_PREFIX + report.model,
         run_name=f"drift-{report.model}-v{report.version}",
         tags={
-            "mlops.job": "drift",
-            "mlops.model_name": report.model,
-            "mlops.model_version": report.version,
-            "mlops.drift_status": report.status,
-            "mlops.source": report.source[:5000],
+            reg.RUN_TAG_JOB: reg.JOB_DRIFT,
+            reg.RUN_TAG_MODEL_NAME: report.model,
+            reg.RUN_TAG_MODEL_VERSION: report.version,
+            reg.RUN_TAG_DRIFT_STATUS: report.status,
+            reg.RUN_TAG_SOURCE: report.source[:5000],
         },
         params={
             "psi_warn": report.thresholds.psi_warn,
@@ -259,7 +218,7 @@ def insufficient_runs(registry: Registry, report: DriftReport, limit: int) -> in
     if report.status != "insufficient_data":
         return 0
     statuses = registry.recent_job_run_tags(
-        EXPERIMENT_PREFIX + report.model, {"mlops.model_version": report.version}, "mlops.drift_status", limit
+        EXPERIMENT_PREFIX + report.model, {reg.RUN_TAG_MODEL_VERSION: report.version}, reg.RUN_TAG_DRIFT_STATUS, limit
     )
     count = 0
     for status in statuses:
@@ -267,6 +226,19 @@ def insufficient_runs(registry: Registry, report: DriftReport, limit: int) -> in
             break
         count += 1
     return max(count, 1)
+
+
+def version_tags(report: DriftReport, run_id: str | None) -> dict[str, str]:
+    """The ``drift.*`` tags of the checked version: its latest result, which the promotion bot's
+    model card shows when no Prometheus is configured (:data:`mlops_platform.registry_names.DRIFT_TAGS`)."""
+    tags = {
+        reg.TAG_DRIFT_STATUS: report.status,
+        reg.TAG_DRIFT_CHECKED_AT: (report.until or report.generated_at).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        reg.TAG_DRIFT_ROWS: str(report.rows),
+        reg.TAG_DRIFT_MAX_FEATURE_PSI: f"{report.max_feature_psi:.4f}" if report.max_feature_psi is not None else "",
+        reg.TAG_DRIFT_RUN: run_id or "",  # empty: this result could not be recorded in MLflow
+    }
+    return tags
 
 
 def report_samples(
@@ -350,62 +322,28 @@ def _run_drift(settings: DriftSettings, request: DriftRequest, now: datetime | N
     from mlops_platform.registry import Registry
 
     now = now or datetime.now(UTC)
-    registry = Registry(settings)
-    registry.check_reachable()
-    version = registry.get_version(request.model, version=request.version, alias=request.alias)
+    with services_needed():
+        registry = Registry(settings)
+        registry.check_reachable()
+        version = registry.get_version(request.model, version=request.version, alias=request.alias)
     number = str(version.version)
     grouping = {mn.LABEL_MODEL: request.model, mn.LABEL_VERSION: number}
     try:
-        baseline = read_baseline(registry, version)
-        if baseline is None:
-            raise NotFoundError(
-                f"{request.model} v{number} has no baseline statistics; attach them with "
-                f"`mlops baseline create {request.model} --version {number} --data FILE`"
-            )
-        # Precedence: the command's flags, then the model's own policy (its training config's
-        # `drift:` section, stored with the baseline), then the MLOPS_DRIFT_* defaults.
-        policy = baseline.monitoring
-        try:
-            thresholds = Thresholds(
-                psi_warn=_first(request.psi_warn, policy.psi_warn, settings.psi_warn),
-                psi_alert=_first(request.psi_alert, policy.psi_alert, settings.psi_alert),
-            )
-        except ValidationError as exc:
-            raise InvalidInputError(f"PSI thresholds: {exc.errors()[0]['msg']}") from None
-        min_rows = _first(request.min_rows, policy.min_rows, settings.min_rows)
-        if request.input_uri is not None:
-            rows = read_input(settings, request.input_uri, list(baseline.feature_names))
-            since = until = None
-            source = request.input_uri
-        else:
-            since, until = window(request, settings, now)
-            rows = read_prediction_log(settings, request.model, number, list(baseline.feature_names), since, until)
-            source = records.version_prefix(settings.effective_store_uri, request.model, number)
-        report = build_report(
-            baseline,
-            rows.features,
-            rows.predictions,
-            model=request.model,
-            version=number,
-            thresholds=thresholds,
-            min_rows=min_rows,
-            source=source,
-            since=since,
-            until=until,
-            files_read=rows.files_read,
-            files_skipped=rows.skipped,
-            now=now,
-        )
-        files = {
-            REPORT_JSON: json.dumps(report.model_dump(mode="json"), indent=2) + "\n",
-            REPORT_HTML: render_html(report),
-        }
-        report_uris = _write_reports(request.report_dir, files, settings) if request.report_dir else []
-        run_id, run_url = log_to_mlflow(registry, report, files)
-        insufficient = insufficient_runs(registry, report, settings.insufficient_runs_alert)
+        with services_needed():
+            report, files, report_uris = _check(settings, request, registry, version, now)
     except Exception:
         _push_failure(settings, grouping)
         raise
+    # The result is the report and its exit status; recording it is best effort (jobs.failures).
+    recorded = record("the drift result stands but could not be recorded in MLflow",
+                      lambda: log_to_mlflow(registry, report, files))
+    run_id, run_url = recorded if recorded is not None else (None, None)
+    if request.input_uri is None:  # a check of served traffic, not of a file: the version's latest result
+        record(f"the {reg.DRIFT_TAG_PREFIX}* tags of {request.model} v{number} could not be set",
+               lambda: registry.set_version_tags(request.model, number, version_tags(report, run_id)))
+    counted = record("recent drift runs could not be read",
+                     lambda: insufficient_runs(registry, report, settings.insufficient_runs_alert))
+    insufficient = counted if counted is not None else int(report.status == "insufficient_data")
     if insufficient >= settings.insufficient_runs_alert:
         log.warning(
             "%s v%s: %d drift run(s) in a row had too few rows to compare (alert from %d)",
@@ -421,6 +359,59 @@ def _run_drift(settings: DriftSettings, request: DriftRequest, now: datetime | N
         replace=True,
     )
     return DriftOutcome(report, EXIT_CODES[report.status], run_id, run_url, pushed, report_uris)
+
+
+def _check(
+    settings: DriftSettings, request: DriftRequest, registry: Registry, version: Any, now: datetime
+) -> tuple[DriftReport, dict[str, str], list[str]]:
+    """Everything before the result: the baseline, the rows, the report and its files."""
+    number = str(version.version)
+    baseline = read_baseline(registry, version)
+    if baseline is None:
+        raise NotFoundError(
+            f"{request.model} v{number} has no baseline statistics; attach them with "
+            f"`mlops baseline create {request.model} --version {number} --data FILE`"
+        )
+    # Precedence: the command's flags, then the model's own policy (its training config's
+    # `drift:` section, stored with the baseline), then the MLOPS_DRIFT_* defaults.
+    policy = baseline.monitoring
+    try:
+        thresholds = Thresholds(
+            psi_warn=_first(request.psi_warn, policy.psi_warn, settings.psi_warn),
+            psi_alert=_first(request.psi_alert, policy.psi_alert, settings.psi_alert),
+        )
+    except ValidationError as exc:
+        raise InvalidInputError(f"PSI thresholds: {exc.errors()[0]['msg']}") from None
+    min_rows = _first(request.min_rows, policy.min_rows, settings.min_rows)
+    if request.input_uri is not None:
+        rows = read_input(settings, request.input_uri, list(baseline.feature_names))
+        since = until = None
+        source = request.input_uri
+    else:
+        since, until = window(request, settings, now)
+        rows = read_prediction_log(settings, request.model, number, list(baseline.feature_names), since, until)
+        source = prediction_log.version_prefix(settings.effective_store_uri, request.model, number)
+    report = build_report(
+        baseline,
+        rows.features,
+        rows.predictions,
+        model=request.model,
+        version=number,
+        thresholds=thresholds,
+        min_rows=min_rows,
+        source=source,
+        since=since,
+        until=until,
+        files_read=rows.files_read,
+        files_skipped=rows.skipped,
+        now=now,
+    )
+    files = {
+        REPORT_JSON: json.dumps(report.model_dump(mode="json"), indent=2) + "\n",
+        REPORT_HTML: render_html(report),
+    }
+    report_uris = _write_reports(request.report_dir, files, settings) if request.report_dir else []
+    return report, files, report_uris
 
 
 def _push_failure(settings: DriftSettings, grouping: dict[str, str]) -> None:

@@ -1,4 +1,6 @@
-"""The prediction-log record: what the model server writes and the drift job reads, defined once.
+"""The prediction-log record, defined once: its layout, its schema, its one writer's table builder
+(:func:`build_table`, used by :mod:`mlops_serving.predlog`) and its one reader (:func:`read_window`,
+used by the drift job, and by :func:`read_records` for a DataFrame).
 
 One record per predicted row, in Parquet files under the object store (a folder or ``s3://``)::
 
@@ -25,16 +27,22 @@ One column per feature (rather than a list or map column) lets the drift job rea
 compares column by column, with Parquet statistics per feature. The schema metadata carries
 ``mlops.schema_version``, ``mlops.feature_names`` and ``mlops.classes`` (JSON lists), so the
 probabilities can be read without the model. Files are not Hive-partitioned datasets to be read
-with partition discovery: the partition values are repeated as columns, and :func:`read_records`
-reads the files of a time range directly.
+with partition discovery: the partition values are repeated as columns, and :func:`read_window`
+reads the files of a time range directly, in parallel and with their columns projected. A file
+that cannot be read (corrupt, or not in the record schema) is left out and named in
+:attr:`LogWindow.skipped`, so one bad file does not blind the monitoring; when no file of the
+window can be read at all, the input is invalid.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
+import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -42,8 +50,9 @@ from urllib.parse import quote
 import numpy as np
 import numpy.typing as npt
 
+from mlops_platform.errors import InvalidInputError
 from mlops_platform.settings import PlatformSettings
-from mlops_platform.storage import S3Location, is_s3, join_uri, list_uris, read_bytes, s3_client
+from mlops_platform.storage import is_s3, join_uri, list_uris, s3_client
 
 if TYPE_CHECKING:  # pandas only where records are read: the model server writes them without it
     import pandas as pd
@@ -51,8 +60,10 @@ if TYPE_CHECKING:  # pandas only where records are read: the model server writes
 RECORD_SCHEMA_VERSION = 1
 PREDICTIONS_PREFIX = "predictions"
 FEATURE_PREFIX = "feature."
-FIXED_COLUMNS = ("timestamp", "request_id", "model", "version", "row")
-OUTPUT_COLUMNS = ("prediction", "probabilities")
+TIMESTAMP_COLUMN = "timestamp"
+PREDICTION_COLUMN = "prediction"
+FIXED_COLUMNS = (TIMESTAMP_COLUMN, "request_id", "model", "version", "row")
+OUTPUT_COLUMNS = (PREDICTION_COLUMN, "probabilities")
 
 META_SCHEMA_VERSION = b"mlops.schema_version"
 META_FEATURE_NAMES = b"mlops.feature_names"
@@ -214,6 +225,107 @@ def record_files(
     return sorted(found, key=lambda u: (_parse_hour(u), u))
 
 
+log = logging.getLogger(__name__)
+
+
+class _OtherSchemaError(ValueError):
+    """A readable file whose columns are not the record schema of the model's features."""
+
+
+@dataclass
+class LogWindow:
+    """The records of one model version in a time window, as read by :func:`read_window`."""
+
+    table: Any  # pyarrow.Table: the requested columns, rows with since <= timestamp < until
+    files_read: int
+    skipped: list[str] = field(default_factory=list)  # "<uri>: <why>" of each file left out
+
+
+def _feature_names_of(schema: Any) -> list[str]:
+    raw = (schema.metadata or {}).get(META_FEATURE_NAMES)
+    if raw is not None:
+        return list(json.loads(raw))
+    return [name[len(FEATURE_PREFIX) :] for name in schema.names if name.startswith(FEATURE_PREFIX)]
+
+
+def _read_file(
+    fs: Any,
+    path: str,
+    feature_names: Sequence[str] | None,
+    columns: Sequence[str] | None,
+    since: datetime,
+    until: datetime,
+) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    with fs.open_input_file(path) as handle:
+        parquet = pq.ParquetFile(handle)
+        schema = parquet.schema_arrow
+        names = list(feature_names) if feature_names is not None else _feature_names_of(schema)
+        mismatch = schema_mismatch(schema, names)
+        if mismatch is not None:
+            raise _OtherSchemaError(f"another schema: {mismatch}")
+        table = parquet.read(columns=list(columns) if columns is not None else None)
+    stamps = table[TIMESTAMP_COLUMN]
+    start = pa.scalar(since.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
+    end = pa.scalar(until.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
+    return table.filter(pc.and_(pc.greater_equal(stamps, start), pc.less(stamps, end)))
+
+
+def read_window(
+    store_uri: str,
+    settings: PlatformSettings,
+    model: str,
+    version: str | int,
+    since: datetime,
+    until: datetime,
+    *,
+    feature_names: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+    threads: int = 8,
+) -> LogWindow:
+    """The records of ``model``/``version`` with ``since <= timestamp < until``: the one reader.
+
+    ``feature_names``: the model's features, which every file must hold in the record schema
+    (default: each file's own, from its metadata). ``columns``: the columns to read (default all;
+    ``timestamp`` is always read). Files are read ``threads`` at a time; an unreadable one is
+    skipped and listed. Raises :class:`InvalidInputError` when the window has files and none of
+    them is readable.
+    """
+    import pyarrow as pa
+
+    from mlops_platform.tables import filesystem
+
+    uris = record_files(store_uri, settings, model, str(version), since, until)
+    if columns is not None and TIMESTAMP_COLUMN not in columns:
+        columns = [TIMESTAMP_COLUMN, *columns]
+    fs, _ = filesystem(store_uri, settings)
+    paths = [uri[len("s3://") :] if is_s3(uri) else uri for uri in uris]
+    tables: list[Any] = []
+    skipped: list[str] = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        futures = [pool.submit(_read_file, fs, p, feature_names, columns, since, until) for p in paths]
+        for uri, future in zip(uris, futures, strict=True):
+            try:
+                tables.append(future.result())
+            except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
+                log.warning("skipping unreadable prediction-log file %s: %s", uri, exc)
+                skipped.append(f"{uri}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    if uris and not tables:
+        raise InvalidInputError(
+            f"none of the {len(uris)} prediction-log file(s) of {model} v{version} in the window is readable; "
+            f"first: {skipped[0]}"
+        )
+    if not tables:
+        schema = record_schema(feature_names or [], None)
+        wanted = columns if columns is not None else schema.names
+        empty = pa.schema([schema.field(name) for name in wanted]).empty_table()
+        return LogWindow(empty, 0, skipped)
+    return LogWindow(pa.concat_tables(tables, promote_options="default"), len(tables), skipped)
+
+
 def read_records(
     store_uri: str,
     settings: PlatformSettings,
@@ -222,32 +334,11 @@ def read_records(
     since: datetime,
     until: datetime,
 ) -> pd.DataFrame:
-    """Every record of ``model``/``version`` with ``since <= timestamp < until`` as a DataFrame.
+    """Every record of ``model``/``version`` with ``since <= timestamp < until`` as a DataFrame,
+    in time order (:func:`read_window`, every column).
 
     Columns as in the module docstring (``timestamp`` is ``datetime64[us, UTC]``); an empty frame
     with the fixed and output columns when there is none.
     """
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    files = record_files(store_uri, settings, model, str(version), since, until)
-    client = s3_client(settings) if is_s3(store_uri) and files else None
-    tables = []
-    for uri in files:
-        if client is not None:
-            location = S3Location.parse(uri)
-            data = client.get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
-        else:
-            data = read_bytes(uri, settings)
-        tables.append(pq.read_table(io.BytesIO(data)))
-    if not tables:
-        empty = record_schema([], None)
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in empty.names})
-    table = pa.concat_tables(tables, promote_options="default")
-    start = pa.scalar(since.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
-    end = pa.scalar(until.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
-    mask = pc.and_(pc.greater_equal(table["timestamp"], start), pc.less(table["timestamp"], end))
-    frame: pd.DataFrame = table.filter(mask).to_pandas()
+    frame: pd.DataFrame = read_window(store_uri, settings, model, version, since, until).table.to_pandas()
     return frame.sort_values(["timestamp", "request_id", "row"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""The drift job (orchestration; the detection library is :mod:`mlops_drift`)."""
