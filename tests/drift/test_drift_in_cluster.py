@@ -41,9 +41,9 @@ def _served_store() -> str:
 def test_rendered_drift_check_reads_the_served_log_exits_10_and_submits_train(
     trained_store: EmbeddedStore, tmp_path: Path
 ) -> None:
-    from serving.serving_support import start_server
+    from support.drift import wine_sample
     from support.prometheus import pushgateway_server
-    from test_drift_job import wine_sample
+    from support.serving import start_server
 
     from mlops_platform.registry import Registry
     from mlops_platform.settings import PlatformSettings

@@ -13,16 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from support.drift import MODEL, SHIFTED, independent_psi, log_table, wine_sample
 from support.project import EmbeddedStore, run_mlops
-from test_detectors import independent_psi
 
 from mlops_drift import records
 from mlops_drift.baseline import BASELINE_ARTIFACT, BaselineStatistics
 
 pytestmark = pytest.mark.integration
 
-MODEL = "wine-classifier"
-SHIFTED = ("alcohol", "proline", "color_intensity")  # scaled by 1.5 in the drifted data
 EXIT_DRIFT, EXIT_INSUFFICIENT = 10, 11
 
 
@@ -34,32 +32,6 @@ def baseline(trained_store: EmbeddedStore) -> BaselineStatistics:
     registry = Registry(PlatformSettings(MLOPS_HOME=str(trained_store.home)))
     version = registry.get_version(MODEL, version=1)
     return BaselineStatistics.model_validate(registry.load_run_json(version.run_id, BASELINE_ARTIFACT))
-
-
-def wine_sample(rows: int, seed: int, shift: bool = False) -> pd.DataFrame:
-    """A fresh sample of the training distribution (rows of the wine data with replacement, as the
-    model sees them), optionally with some features scaled by 1.5."""
-    from sklearn.datasets import load_wine
-
-    frame = load_wine(as_frame=True).frame
-    frame.columns = [str(c).replace("/", "_") for c in frame.columns]
-    sample = frame.sample(rows, replace=True, random_state=seed).reset_index(drop=True)
-    if shift:
-        for column in SHIFTED:
-            sample[column] = sample[column] * 1.5
-    return sample
-
-
-def log_table(sample: pd.DataFrame, names: list[str], when: datetime) -> Any:
-    """Prediction-log records of ``sample`` at ``when`` (predictions: the true class, as text)."""
-    n = len(sample)
-    stamps = np.full(n, int(when.timestamp() * 1_000_000), dtype=np.int64)
-    return records.build_table(
-        model=MODEL, version="1", feature_names=names, classes=["0", "1", "2"], timestamps_us=stamps,
-        request_ids=[f"r{i}" for i in range(n)], rows=np.zeros(n, dtype=np.int32),
-        features=sample[names].to_numpy(dtype=np.float64), predictions=[str(t) for t in sample["target"]],
-        probabilities=None,
-    )
 
 
 def expected_psis(baseline: BaselineStatistics, sample: pd.DataFrame) -> dict[str, float]:

@@ -11,8 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support.drift import MODEL, log_table, wine_sample
 from support.project import EmbeddedStore, run_mlops
-from test_drift_job import MODEL, log_table, wine_sample
 
 from mlops_drift import records
 
