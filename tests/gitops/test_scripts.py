@@ -1,33 +1,15 @@
-"""The hack/ scripts parse (bash -n) and pass shellcheck when it is installed."""
+"""The hack/ scripts people run: strict, executable, with usage; hack/verify-all.sh runs the checks it is
+asked for. (That every script parses and passes shellcheck is hack/verify-shellcheck.sh.)"""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from support.gitops import REPO
 
-SCRIPTS = [*sorted(p for p in (REPO / "hack").rglob("*.sh")), REPO / "hack" / "validate", REPO / ".ci" / "run"]
 PLATFORM_SCRIPTS = ["kind-up.sh", "kind-down.sh", "kind-smoke.sh", "create-dev-secrets.sh", "build-images.sh",
                     "build-standin-base.sh"]
-
-
-@pytest.mark.parametrize("script", SCRIPTS, ids=[str(p.relative_to(REPO)) for p in SCRIPTS])
-def test_bash_syntax(script: Path) -> None:
-    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
-
-
-@pytest.mark.parametrize("script", SCRIPTS, ids=[str(p.relative_to(REPO)) for p in SCRIPTS])
-def test_shellcheck(script: Path) -> None:
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.skip("shellcheck is not installed")
-    result = subprocess.run([shellcheck, "-x", str(script)], capture_output=True, text=True,
-                            check=False, cwd=REPO)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("name", PLATFORM_SCRIPTS)
@@ -40,3 +22,19 @@ def test_platform_scripts_are_strict_executable_and_print_usage(name: str) -> No
     result = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, check=False,
                             timeout=30)
     assert result.returncode == 0 and "usage" in result.stdout.lower(), result.stdout + result.stderr
+
+
+def test_verify_all_refuses_an_unknown_check() -> None:
+    result = subprocess.run(["bash", str(REPO / "hack" / "verify-all.sh"), "ruff", "no-such-check"],
+                            capture_output=True, text=True, check=False, timeout=30)
+    assert result.returncode == 2
+    assert "hack/verify-no-such-check.sh" in result.stderr and "==>" not in result.stderr
+
+
+def test_every_verify_script_is_listed_by_verify_all() -> None:
+    result = subprocess.run(["bash", str(REPO / "hack" / "verify-all.sh"), "--help"], capture_output=True,
+                            text=True, check=False, timeout=30)
+    assert result.returncode == 0, result.stderr
+    listed = {line.strip() for line in result.stdout.splitlines()[4:]}
+    scripts = {p.stem.removeprefix("verify-") for p in (REPO / "hack").glob("verify-*.sh")} - {"all"}
+    assert listed == scripts and {"ruff", "mypy", "shellcheck", "manifests", "promtool"} <= scripts

@@ -1,9 +1,9 @@
-"""hack/validate: zero problems on the repository, and each kind of seeded error is caught."""
+"""hack/validate: each kind of seeded error is caught in a clean copy of the manifests. (Zero problems
+on the repository itself is hack/verify-manifests.sh.)"""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,14 +15,6 @@ REPO = Path(__file__).resolve().parents[2]
 COPIED = ("apps", "clusters", "infra", "serving/manifests", "serving/Dockerfile", "workflows/manifests",
           "workflows/Dockerfile")
 NOT_MANIFESTS = shutil.ignore_patterns("mlops_platform", "__pycache__", "*.py")
-
-
-def test_repository_has_no_problems() -> None:
-    result = subprocess.run([str(REPO / "hack" / "validate")], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout == ""
-    assert ": OK" in result.stderr
 
 
 @pytest.fixture(scope="module")
