@@ -137,6 +137,15 @@ def _chart_bumped_without_rereading_rules(root: Path) -> None:
     _edit(root / "apps/istio-gateway.yaml", "targetRevision: 1.30.3", "targetRevision: 1.31.0")
 
 
+def _application_without_self_heal(root: Path) -> None:
+    _edit(root / "apps" / "mesh.yaml", "selfHeal: true", "selfHeal: false")
+
+
+def _workflow_with_unknown_priority_class(root: Path) -> None:
+    _edit(root / "workflows/manifests/workflowtemplate-rollout-outcome.yaml", "podPriorityClassName: mlops-standard",
+          "podPriorityClassName: mlops-urgent")
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
@@ -161,6 +170,9 @@ def _chart_bumped_without_rereading_rules(root: Path) -> None:
                                             "effect"),
         (_minio_mc_image_without_job, "Application/argocd/minio: chart minio 5.4.0: mcImage has no effect"),
         (_workflow_namespaces_without_rbac, "chart argo-workflows 0.47.5: controller.workflowNamespaces has no effect"),
+        (_application_without_self_heal, "Application/argocd/mesh: syncPolicy.automated must prune and selfHeal"),
+        (_workflow_with_unknown_priority_class, "WorkflowTemplate/mlops/rollout-outcome: podPriorityClassName "
+                                                "'mlops-urgent' is no PriorityClass of this repository"),
         (_chart_bumped_without_rereading_rules, "chart gateway 1.31.0: the values rule for it was read from the chart "
                                                 "at 1.30.3"),
     ],
