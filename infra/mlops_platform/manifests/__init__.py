@@ -11,8 +11,9 @@ names against :mod:`mlops_platform.metric_names`, in-cluster Service URLs
 (``http://<svc>.<ns>.svc.cluster.local:<port>`` in ConfigMaps and env) against the Services the
 repository creates, Dockerfiles for the project's images, and no committed Secret data. The
 repository's policies close the run, one module each: ``policy_argocd`` (how every Application,
-ApplicationSet and AppProject is set) and ``policy_workflows`` (every WorkflowTemplate and
-CronWorkflow bounded and attributed). A new rule goes into a policy module, with a test of a good and
+ApplicationSet and AppProject is set), ``policy_workflows`` (every WorkflowTemplate and
+CronWorkflow bounded and attributed) and ``policy_images`` (chart value images, database images and
+Dockerfiles pinned, non-root). A new rule goes into a policy module, with a test of a good and
 a bad bundle (tests/gitops/test_policy_*.py).
 """
 

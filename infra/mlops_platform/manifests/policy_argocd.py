@@ -106,10 +106,15 @@ def check_sync_policy(objects: list[Obj]) -> Iterator[Problem]:
             yield Problem.at(obj, "CreateNamespace=true: namespaces belong to infra/namespaces/ alone")
 
 
+def cluster_bundle(objects: list[Obj]) -> bool:
+    """A cluster's app-of-apps (it holds the root Application): there value file paths are resolved;
+    apps/ alone holds placeholders (clusters/CLUSTER/values/...)."""
+    return any(o.kind == "Application" and o.group == "argoproj.io" and o.name == ROOT_APPLICATION
+               for o in objects)
+
+
 def check_charts(objects: list[Obj], root: Path) -> Iterator[Problem]:
-    # Value file paths are resolved in a cluster's bundle (the one with the root Application); apps/
-    # alone holds placeholders (clusters/CLUSTER/values/...).
-    resolved = any(o.kind == "Application" and o.name == ROOT_APPLICATION for o in objects)
+    resolved = cluster_bundle(objects)
     projects = {o.name: o for o in objects if o.kind == "AppProject" and o.group == "argoproj.io"}
     for obj, spec in _app_specs(objects):
         allowed = _list(projects[spec["project"]].spec.get("sourceRepos")) if spec.get("project") in projects \

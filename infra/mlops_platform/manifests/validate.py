@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops_platform.manifests import chartvalues, crossref, policy_argocd, policy_workflows
+from mlops_platform.manifests import chartvalues, crossref, policy_argocd, policy_images, policy_workflows
 from mlops_platform.manifests.discover import load
 from mlops_platform.manifests.model import Problem
 from mlops_platform.manifests.schemas import SchemaValidator
@@ -117,7 +117,12 @@ def validate_repo(options: ValidateOptions) -> Report:
         bundle = source.path if source.rendered else None
         problems.extend(policy_argocd.check_bundle(objects, options.root, bundle))
         problems.extend(policy_workflows.check_bundle(objects, priority_classes))
+        if policy_argocd.cluster_bundle(objects):
+            problems.extend(policy_images.check_chart_values(objects, options.root))
+        for obj in objects:
+            problems.extend(policy_images.check_image_names(obj))
     problems.extend(policy_argocd.check_sync_option_reasons(options.root))
+    problems.extend(policy_images.check_dockerfiles(options.root, docker))
     problems.extend(crossref.check_unincluded(loaded.files, loaded.orphans, loaded.referenced,
                                               crossref.application_folders(loaded.objects, ctx)))
     report.problems = sorted(set(problems), key=_order)
