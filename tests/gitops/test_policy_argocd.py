@@ -48,16 +48,9 @@ def good_bundle() -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    (tmp_path / "infra" / "demo").mkdir(parents=True)
-    (tmp_path / "infra" / "demo" / "values.yaml").write_text("replicas: 1\n")
-    return tmp_path
-
-
-def _problems(docs: list[dict[str, Any]], root: Path) -> list[str]:
+def _problems(docs: list[dict[str, Any]]) -> list[str]:
     objects = [Obj(doc, Source(BUNDLE, rendered=True)) for doc in docs]
-    return [str(p) for p in policy_argocd.check_bundle(objects, root, BUNDLE)]
+    return [str(p) for p in policy_argocd.check_bundle(objects, BUNDLE)]
 
 
 def _by_name(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -93,14 +86,6 @@ def _floating_chart(docs: list[dict[str, Any]]) -> None:
     _by_name(docs, "chart")["spec"]["source"]["targetRevision"] = "*"
 
 
-def _missing_values(docs: list[dict[str, Any]]) -> None:
-    _by_name(docs, "chart")["spec"]["source"]["helm"]["valueFiles"] = ["$values/infra/demo/values-prod.yaml"]
-
-
-def _values_elsewhere(docs: list[dict[str, Any]]) -> None:
-    _by_name(docs, "chart")["spec"]["source"]["helm"]["valueFiles"] = ["https://example.com/values.yaml"]
-
-
 def _chart_repo_not_allowed(docs: list[dict[str, Any]]) -> None:
     _by_name(docs, "platform")["spec"]["sourceRepos"] = [GIT_REPO]
 
@@ -125,8 +110,8 @@ def _root_with_finalizer(docs: list[dict[str, Any]]) -> None:
     _by_name(docs, "root")["metadata"]["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
 
 
-def test_a_good_bundle_has_no_problem(root: Path) -> None:
-    assert _problems(good_bundle(), root) == []
+def test_a_good_bundle_has_no_problem() -> None:
+    assert _problems(good_bundle()) == []
 
 
 @pytest.mark.parametrize(
@@ -139,8 +124,6 @@ def test_a_good_bundle_has_no_problem(root: Path) -> None:
         (_creates_namespace, "ApplicationSet/argocd/models: CreateNamespace=true"),
         (_labels_namespace, "Application/argocd/chart: syncPolicy.managedNamespaceMetadata"),
         (_floating_chart, "chart demo is not pinned to a version (targetRevision '*')"),
-        (_missing_values, "value file '$values/infra/demo/values-prod.yaml' does not exist"),
-        (_values_elsewhere, "value file 'https://example.com/values.yaml' is not read from this repository"),
         (_chart_repo_not_allowed, f"repository '{CHART_REPO}' is not among the source repositories of "
                                   "AppProject 'platform'"),
         (_any_repo, "AppProject/argocd/platform: sourceRepos allows every repository"),
@@ -151,19 +134,11 @@ def test_a_good_bundle_has_no_problem(root: Path) -> None:
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else None,
 )
-def test_each_rule_names_the_problem(root: Path, mutate: Callable[[list[dict[str, Any]]], None],
-                                     expected: str) -> None:
+def test_each_rule_names_the_problem(mutate: Callable[[list[dict[str, Any]]], None], expected: str) -> None:
     docs = copy.deepcopy(good_bundle())
     mutate(docs)
-    problems = _problems(docs, root)
+    problems = _problems(docs)
     assert len(problems) == 1 and expected in problems[0], problems
-
-
-def test_value_files_are_only_resolved_in_a_clusters_bundle(root: Path) -> None:
-    """apps/ alone holds placeholders (clusters/CLUSTER/values/...): no root Application, no file check."""
-    docs = [d for d in good_bundle() if d["metadata"]["name"] != "root"]
-    _missing_values(docs)
-    assert _problems(docs, root) == []
 
 
 def test_non_obvious_sync_options_need_a_comment(tmp_path: Path) -> None:
@@ -176,3 +151,19 @@ def test_non_obvious_sync_options_need_a_comment(tmp_path: Path) -> None:
     (apps / "bare.yaml").write_text("syncOptions:\n  - PruneLast=true\n  - ServerSideApply=true\n")
     assert [str(p) for p in policy_argocd.check_sync_option_reasons(tmp_path)] == [
         "apps/bare.yaml:3: sync option ServerSideApply=true without a comment saying why"]
+
+
+def test_chart_value_files_come_from_this_repository_and_exist(tmp_path: Path) -> None:
+    """What the tests asserted of value files before; chartvalues.app_values reads them for the validator."""
+    from mlops_platform.manifests import chartvalues
+
+    (tmp_path / "values.yaml").write_text("replicas: 2\n")
+    doc = _by_name(good_bundle(), "chart")
+    doc["spec"]["source"]["helm"]["valueFiles"] = ["$values/values.yaml", "$values/missing.yaml",
+                                                   "https://example.com/values.yaml"]
+    [(chart, version, values, problems)] = chartvalues.app_values(Obj(doc, Source(BUNDLE, rendered=True)), tmp_path)
+    assert (chart, version, values) == ("demo", "1.2.3", {"replicas": 2})
+    assert len(problems) == 2
+    assert problems[0].startswith("value file '$values/missing.yaml' of chart demo cannot be read")
+    assert problems[1] == ("value file 'https://example.com/values.yaml' of chart demo is not read from this "
+                           "repository ($values/)")

@@ -8,9 +8,8 @@ Checked per bundle (one rendered kustomization, e.g. ``clusters/<name>/``):
   factor of at least 2;
 - no Application (nor ApplicationSet template) creates or labels a namespace: ``infra/namespaces/``
   owns them, two owners would fight over their labels (``istio-injection``);
-- Helm charts are pinned to a version (``X.Y.Z``) and read their value files from this repository
-  (``$values/<path>``, which must exist in a cluster's bundle, where the paths are resolved); a
-  project allows the chart repositories its Applications use;
+- Helm charts are pinned to a version (``X.Y.Z``), from a repository their project allows (their
+  value files: :mod:`mlops_platform.manifests.chartvalues`);
 - AppProjects name their source repositories and destination namespaces (no ``*``);
 - the root Application syncs its own cluster folder, is labelled ``mlops.io/bootstrap: "true"`` and
   has no finalizer (deleting it must not delete the platform).
@@ -32,7 +31,6 @@ BOOTSTRAP_LABEL = "mlops.io/bootstrap"
 ROOT_APPLICATION = "root"
 MIN_BACKOFF_FACTOR = 2
 CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+$")
-VALUES_PREFIX = "$values/"
 NON_OBVIOUS_SYNC_OPTIONS = ("ServerSideApply", "SkipDryRunOnMissingResource", "CreateNamespace=false",
                             "RespectIgnoreDifferences", "ApplyOutOfSyncOnly")
 """Sync options whose reason a reader cannot guess: each needs a comment on its line or the line above."""
@@ -113,8 +111,9 @@ def cluster_bundle(objects: list[Obj]) -> bool:
                for o in objects)
 
 
-def check_charts(objects: list[Obj], root: Path) -> Iterator[Problem]:
-    resolved = cluster_bundle(objects)
+def check_charts(objects: list[Obj]) -> Iterator[Problem]:
+    """Charts pinned, from a repository their project allows. (Their value files — read from this
+    repository, existing — are chartvalues.app_values'.)"""
     projects = {o.name: o for o in objects if o.kind == "AppProject" and o.group == "argoproj.io"}
     for obj, spec in _app_specs(objects):
         allowed = _list(projects[spec["project"]].spec.get("sourceRepos")) if spec.get("project") in projects \
@@ -129,13 +128,6 @@ def check_charts(objects: list[Obj], root: Path) -> Iterator[Problem]:
             if allowed is not None and source.get("repoURL") not in allowed:
                 yield Problem.at(obj, f"{chart}: repository {source.get('repoURL')!r} is not among the source "
                                       f"repositories of AppProject {spec['project']!r}")
-            for value_file in _list(_dict(source.get("helm")).get("valueFiles")):
-                text = str(value_file)
-                if not text.startswith(VALUES_PREFIX):
-                    yield Problem.at(obj, f"{chart}: value file {text!r} is not read from this repository "
-                                          f"({VALUES_PREFIX}<path>)")
-                elif resolved and not (root / text.removeprefix(VALUES_PREFIX)).is_file():
-                    yield Problem.at(obj, f"{chart}: value file {text!r} does not exist")
 
 
 def check_projects(objects: list[Obj]) -> Iterator[Problem]:
@@ -174,12 +166,12 @@ def check_sync_option_reasons(root: Path, folders: Iterable[str] = SYNC_OPTION_F
                               f"sync option {option} without a comment saying why")
 
 
-def check_bundle(objects: list[Obj], root: Path, bundle: Path | None) -> Iterator[Problem]:
+def check_bundle(objects: list[Obj], bundle: Path | None) -> Iterator[Problem]:
     """Every rule of this module that reads objects, over one bundle (``bundle``: its folder, when rendered)."""
     if not any(o.group == "argoproj.io" for o in objects):
         return
     yield from check_waves(objects)
     yield from check_sync_policy(objects)
-    yield from check_charts(objects, root)
+    yield from check_charts(objects)
     yield from check_projects(objects)
     yield from check_root(objects, bundle)

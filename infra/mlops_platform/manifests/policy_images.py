@@ -2,8 +2,7 @@
 as a non-root user.
 
 - An image a chart's values set has an explicit tag (a ``repository`` with an empty ``tag`` is not),
-  never ``latest``: the values of every chart source of a cluster's Applications (``$values/`` files
-  and ``valuesObject``) are read.
+  never ``latest``: the merged values of every chart source of a cluster's Applications.
 - A CloudNativePG ``Cluster``'s ``imageName`` is pinned (the ``image:`` walk of crossref does not see it).
 - Every Dockerfile of the repository is multi-stage (build tools stay out of the image), pins every
   base image (``ARG`` defaults resolved) and ends as a numeric non-root ``USER``, which Kubernetes'
@@ -17,25 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mlops_platform.manifests import chartvalues
 from mlops_platform.manifests.crossref import split_image
 from mlops_platform.manifests.model import Obj, Problem
 
-VALUES_PREFIX = "$values/"
 CNPG_GROUP = "postgresql.cnpg.io"
 _ARG = re.compile(r"^ARG\s+(\w+)=(\S+)\s*$", re.M)
 _FROM = re.compile(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", re.M | re.I)
 _USER = re.compile(r"^USER\s+(\S+)\s*$", re.M)
 _VAR = re.compile(r"\$\{?(\w+)\}?")
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def pinned(image: str) -> bool:
@@ -60,24 +49,13 @@ def unpinned_value_tags(values: Any) -> Iterator[str]:
 
 
 def check_chart_values(objects: list[Obj], root: Path) -> Iterator[Problem]:
-    """The chart values of the Applications of a cluster's bundle (where value file paths are resolved)."""
+    """The merged chart values (chartvalues.app_values) of the Applications of a cluster's bundle."""
     for obj in objects:
         if obj.kind != "Application" or obj.group != "argoproj.io":
             continue
-        spec = obj.spec
-        sources = ([_dict(spec["source"])] if spec.get("source") else []) + [_dict(s) for s in
-                                                                             _list(spec.get("sources"))]
-        for source in (s for s in sources if "chart" in s):
-            helm = _dict(source.get("helm"))
-            documents: list[tuple[str, Any]] = [("valuesObject", helm.get("valuesObject"))]
-            for value_file in map(str, _list(helm.get("valueFiles"))):
-                path = root / value_file.removeprefix(VALUES_PREFIX)
-                if value_file.startswith(VALUES_PREFIX) and path.is_file():
-                    documents.append((value_file, yaml.safe_load(path.read_text(encoding="utf-8"))))
-            for name, values in documents:
-                for where in unpinned_value_tags(values):
-                    yield Problem.at(obj, f"chart {source['chart']}: {name}: image {where} is not pinned "
-                                          "(empty or latest)")
+        for chart, _, values, _ in chartvalues.app_values(obj, root):
+            for where in unpinned_value_tags(values):
+                yield Problem.at(obj, f"chart {chart}: image {where} is not pinned (empty or latest)")
 
 
 def check_image_names(obj: Obj) -> Iterator[Problem]:

@@ -115,7 +115,7 @@ def validate_repo(options: ValidateOptions) -> Report:
     priority_classes = {o.name for o in repo_index.of_kind("PriorityClass")}
     for source, objects in grouped.items():
         bundle = source.path if source.rendered else None
-        problems.extend(policy_argocd.check_bundle(objects, options.root, bundle))
+        problems.extend(policy_argocd.check_bundle(objects, bundle))
         problems.extend(policy_workflows.check_bundle(objects, priority_classes))
         if policy_argocd.cluster_bundle(objects):
             problems.extend(policy_images.check_chart_values(objects, options.root))
