@@ -7,7 +7,14 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops_platform.manifests import chartvalues, crossref, policy_argocd, policy_images, policy_workflows
+from mlops_platform.manifests import (
+    chartvalues,
+    crossref,
+    policy_argocd,
+    policy_images,
+    policy_monitoring,
+    policy_workflows,
+)
 from mlops_platform.manifests.discover import load
 from mlops_platform.manifests.model import Problem
 from mlops_platform.manifests.schemas import SchemaValidator
@@ -122,6 +129,8 @@ def validate_repo(options: ValidateOptions) -> Report:
         for obj in objects:
             problems.extend(policy_images.check_image_names(obj))
     problems.extend(policy_argocd.check_sync_option_reasons(options.root))
+    clusters = [objects for objects in grouped.values() if policy_argocd.cluster_bundle(objects)]
+    problems.extend(policy_monitoring.check_repo(loaded.objects, clusters, options.root))
     problems.extend(policy_images.check_dockerfiles(options.root, docker))
     problems.extend(crossref.check_unincluded(loaded.files, loaded.orphans, loaded.referenced,
                                               crossref.application_folders(loaded.objects, ctx)))
