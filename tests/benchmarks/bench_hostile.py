@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
 from serving.test_hostile import BODY_LIMIT, HOSTILE, ROW  # noqa: E402
+from support.procs import free_port, wait_for_http  # noqa: E402
 from support.project import CANCER_CONFIG, WINE_CONFIG, EmbeddedStore, run_mlops  # noqa: E402
-from support.services import free_port, wait_for_http  # noqa: E402
 
 STALL_TARGET_MS = 50
 PROBE = json.dumps({"features": [ROW]}).encode()

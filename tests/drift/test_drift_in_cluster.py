@@ -18,7 +18,7 @@ import pytest
 from support.argoserver import fake_argo_server, submit_request_model
 from support.podexec import render
 from support.project import REPO, EmbeddedStore, base_env
-from support.services import seaweedfs_s3
+from support.seaweedfs import seaweedfs_s3
 
 from mlops_platform import metric_names as mn
 

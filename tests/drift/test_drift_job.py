@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,18 +40,10 @@ def expected_psis(baseline: BaselineStatistics, sample: pd.DataFrame) -> dict[st
     }
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from support.services import seaweedfs_s3
-
-    with seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs")) as store:
-        store.make_bucket("predlog")
-        yield store
-
-
 def test_drift_on_prediction_logs_in_s3(trained_store: EmbeddedStore, baseline: BaselineStatistics, s3: Any,
                                         tmp_path: Path) -> None:
     client = s3.client()
+    s3.make_bucket("predlog")
     store = "s3://predlog/store"
     names = list(baseline.feature_names)
 

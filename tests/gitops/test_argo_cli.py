@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from support.argoserver import FakeArgoServer, fake_argo_server, submit_request_model
-from support.services import free_port
+from support.procs import free_port
 
 from mlops_workflows.cli import main
 

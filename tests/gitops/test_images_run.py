@@ -38,9 +38,10 @@ from pathlib import Path
 
 import pytest
 from support.gitops import project_images
+from support.oci_registry import oci_registry
 from support.podexec import PodCommand, render
+from support.procs import integration_required, require_binary, wait_for_http
 from support.project import REPO
-from support.services import integration_required, oci_registry, require_binary, wait_for_http
 
 from mlops_platform.manifests import digest_pins
 
@@ -198,8 +199,10 @@ def _pinned_production(tmp_path: Path, version: int) -> Path:
 def test_images_build_and_run_as_the_manifests_run_them(images: dict[str, str], runner: Runner,
                                                         tmp_path: Path) -> None:
     from mlflow import MlflowClient
+    from support.postgres import postgres_server
+    from support.procs import free_port
     from support.prometheus import pushgateway_server
-    from support.services import free_port, postgres_server, seaweedfs_s3
+    from support.seaweedfs import seaweedfs_s3
 
     from mlops_serving.auth import generate_key
 

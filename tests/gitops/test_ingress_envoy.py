@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from support.envoy import Envoy, envoy_proxy, gateway_hosts
+from support.procs import LOOPBACK, free_port, managed, require_binary, spawn, wait_for_http
 from support.project import REPO, WINE_CONFIG, EmbeddedStore, run_mlops
-from support.services import LOOPBACK, _managed, _spawn, free_port, require_binary, wait_for_http
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +99,7 @@ def _model_server(store: EmbeddedStore, model: str, keys_file: Path, log: Path) 
         MLOPS_SERVING_PREDLOG_SAMPLE_RATE="0",  # writes nothing into the (shared) store
         PYTHONUNBUFFERED="1",
     )
-    return _spawn([sys.executable, "-m", "mlops_serving"], log, cwd=store.workdir, env=env), str(port)
+    return spawn([sys.executable, "-m", "mlops_serving"], log, cwd=store.workdir, env=env), str(port)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def ingress(
     with contextlib.ExitStack() as stack:
         # stable: v1 of the shared session store (read only), started while v2 trains
         stable, stable_port = _model_server(trained_store, "wine-classifier:1", keys_file, work / "stable.log")
-        stack.enter_context(_managed(stable, grace=5))
+        stack.enter_context(managed(stable, grace=5))
 
         # canary: v2 in a copy of the store; a new experiment keeps its artifacts in the copy too
         canary_store = EmbeddedStore(work / "canary-store")
@@ -127,7 +127,7 @@ def ingress(
                             env=canary_store.env(MLOPS_TRAIN_EXPERIMENT_PREFIX="envoy-canary-"))
         assert trained.returncode == 0, trained.stdout + trained.stderr
         canary, canary_port = _model_server(canary_store, "wine-classifier:2", keys_file, work / "canary.log")
-        stack.enter_context(_managed(canary, grace=5))
+        stack.enter_context(managed(canary, grace=5))
 
         for proc, port, name in ((stable, stable_port, "stable"), (canary, canary_port, "canary")):
             wait_for_http(f"http://{LOOPBACK}:{port}/readyz", timeout=60, proc=proc, log=work / f"{name}.log")

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from support.githttp import git_http_server
-from support.services import require_binary
+from support.procs import require_binary
 
 
 def _git(*args: str, cwd: Path, header: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.procs import require_binary
 from support.project import REPO, base_env
-from support.services import require_binary
 
 from mlops_local.platform import BINARIES
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from support.podexec import render
+from support.procs import require_binary
 from support.project import REPO
-from support.services import require_binary
 
 from mlops_local import istio
 from mlops_local.monitoring import PodTarget, PrometheusConfig

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from support.podexec import MissingReference, Rendered, external_secret_keys, render
+from support.procs import free_port
 from support.project import REPO
-from support.services import free_port
 
 KIND_WORKFLOWS = REPO / "clusters" / "kind" / "workflow-templates"
 S3_SECRET = {"mlops-s3": {"AWS_ACCESS_KEY_ID": "test-access", "AWS_SECRET_ACCESS_KEY": "test-secret"}}

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.procs import require_binary
 from support.project import REPO
-from support.services import require_binary
 
 from mlops_local.argoexpr import UnsupportedExpression, evaluate
 from mlops_local.argoserver import allowed, serve_argo
@@ -115,7 +115,7 @@ def test_the_drift_step_is_retried_when_the_tracking_server_is_unreachable(rende
                                                                             ) -> None:
     """Exit 4 (service unreachable) is retried, twice, as the drift template's retryStrategy says; the
     outcome step (retryPolicy OnError) fails once with that code, and retrain does not run."""
-    from support.services import free_port
+    from support.procs import free_port
 
     argo = _argo(rendered, tmp_path, **{"http://mlflow.mlops.svc.cluster.local:5000": f"http://127.0.0.1:{free_port()}"})
     workflow = argo.submit("drift-check", {"model": "wine-classifier"})

@@ -68,11 +68,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
-    from support.services import mlflow_server, seaweedfs_s3
+def guarded(tmp_path_factory: pytest.TempPathFactory, s3: Any) -> Iterator[tuple[str, Any]]:
+    from support.mlflow_server import mlflow_server
 
     root = tmp_path_factory.mktemp("basic-auth")
-    with seaweedfs_s3(root / "s3") as s3, mlflow_server(root / "mlflow", f"sqlite:///{root / 'mlflow.db'}", s3) as ml:
+    backend = f"sqlite:///{root / 'mlflow.db'}"
+    with mlflow_server(root / "mlflow", backend, s3, bucket=s3.new_bucket("mlflow")) as ml:
         proxy = _BasicAuthProxy(("127.0.0.1", 0), _Handler)
         proxy.upstream = ml.tracking_uri
         thread = threading.Thread(target=proxy.serve_forever, daemon=True)

@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
+from support.postgres import Postgres
 from support.project import base_env, run_mlops
+from support.seaweedfs import S3
 from support.serving import Server, start_server, wait_until
 
 pytestmark = pytest.mark.integration
@@ -49,15 +51,13 @@ class Registry:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    from support.services import mlflow_server, postgres_server, require_binary, seaweedfs_s3
+def registry(tmp_path_factory: pytest.TempPathFactory, postgres: Postgres, s3: S3) -> Iterator[Registry]:
+    from support.mlflow_server import mlflow_server
+    from support.procs import require_binary
 
-    require_binary("initdb")
-    require_binary("weed")
     require_binary("mlflow")
     root = tmp_path_factory.mktemp("byom")
-    with postgres_server(root / "pg") as pg, seaweedfs_s3(root / "s3") as s3, \
-            mlflow_server(root / "mlflow", pg.create_database("mlflow"), s3) as server:
+    with mlflow_server(root / "mlflow", postgres.new_database("mlflow"), s3, bucket=s3.new_bucket("mlflow")) as server:
         notebook = root / "notebook"
         notebook.mkdir()
         result = subprocess.run([sys.executable, str(NOTEBOOK), str(notebook)], cwd=notebook,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
-from support.services import free_port, wait_for_http
+from support.procs import free_port, wait_for_http
 
 from mlops_serving.runtime import LoadedModel
 from mlops_serving.settings import ModelRef, ServingSettings

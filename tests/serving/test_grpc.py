@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support.procs import free_port
 from support.project import REPO
-from support.services import free_port
 from support.serving import (
     CANCER,
     SERVER_SETTINGS,

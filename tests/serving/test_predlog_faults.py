@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.services import seaweedfs_s3
+from support.seaweedfs import seaweedfs_s3
 from support.serving import WINE, WINE_ROWS, start_server, wait_until
 
 pytestmark = pytest.mark.integration

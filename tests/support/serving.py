@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from support.services import free_port, wait_for_http
+from support.procs import free_port, wait_for_http
 
 WINE = "wine-classifier"
 CANCER = "breast-cancer-classifier"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.services import free_port, require_binary, wait_for_http
+from support.procs import free_port, require_binary, wait_for_http
 
 from mlops_platform.analysis import AnalysisResult, load_templates, resolve_metrics, run_analysis
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,19 +199,11 @@ def test_a_killed_run_commits_nothing(trained_store: EmbeddedStore, tmp_path: Pa
     assert pd.read_parquet(output).empty if list(output.glob("*.parquet")) else True  # readers see no rows
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from support.services import seaweedfs_s3
-
-    with seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs")) as store:
-        store.make_bucket("batch")
-        yield store
-
-
 def test_s3_input_output_and_pushed_metrics(trained_store: EmbeddedStore, s3: Any, tmp_path: Path) -> None:
     from support.prometheus import pushgateway_server
 
     client = s3.client()
+    s3.make_bucket("batch")
     good, bad = wine_rows(300, 9), wine_rows(40, 10)
     bad.loc[0, "ash"] = np.nan
     for key, frame, kind in (("in/a.parquet", good, "parquet"), ("in/sub/b.csv", bad, "csv")):

@@ -51,7 +51,7 @@ class Exporter:
 def prometheus(tmp_path: Path) -> Iterator[tuple[str, Exporter]]:
     if PROMETHEUS is None:
         pytest.skip("prometheus not installed")
-    from support.services import free_port, wait_for_http
+    from support.procs import free_port, wait_for_http
 
     exporter = Exporter()
 

@@ -28,9 +28,12 @@ from pathlib import Path
 import yaml
 from support.fakegitea import FakeGitea, serve
 from support.githttp import git_http_server
+from support.mlflow_server import mlflow_server
 from support.podexec import PodCommand, Rendered, render
+from support.postgres import Postgres
+from support.procs import free_port
 from support.project import REPO
-from support.services import S3, free_port, mlflow_server, postgres_server, seaweedfs_s3
+from support.seaweedfs import S3
 
 TOKEN = "ghs_cluster-test-token-0123456789"
 KIND = REPO / "clusters" / "kind"
@@ -115,7 +118,9 @@ def _promote_pod(
     return pod, secrets
 
 
-def test_train_gate_promote_pushes_the_branch_with_the_token_and_is_refused_without(tmp_path: Path) -> None:
+def test_train_gate_promote_pushes_the_branch_with_the_token_and_is_refused_without(
+    tmp_path: Path, postgres: Postgres, s3: S3
+) -> None:
     config = _cluster_config()
     base = config["targetRevision"]
     rendered = render(
@@ -132,10 +137,9 @@ def test_train_gate_promote_pushes_the_branch_with_the_token_and_is_refused_with
     pod_tmp = tmp_path / "pod-tmp"
     pod_tmp.mkdir()
 
+    backend, bucket = postgres.new_database("mlflow"), s3.new_bucket("mlflow")
     with (
-        postgres_server(tmp_path / "pg") as pg,
-        seaweedfs_s3(tmp_path / "s3") as s3,
-        mlflow_server(tmp_path / "mlflow", pg.create_database("mlflow"), s3) as mlflow,
+        mlflow_server(tmp_path / "mlflow", backend, s3, bucket=bucket) as mlflow,
         git_http_server(git_root, "x-access-token", TOKEN) as githost,
         serve(FakeGitea(token=TOKEN)) as gitea,
     ):

@@ -28,10 +28,11 @@ import yaml
 from support.argoserver import submit_request_model
 from support.fakegitea import FakeGitea, serve
 from support.githttp import GitHttpServer, git_http_server
+from support.mlflow_server import MlflowServer, mlflow_server
 from support.podexec import render
 from support.project import REPO
 from support.promote import git
-from support.services import S3, MlflowServer, mlflow_server, seaweedfs_s3
+from support.seaweedfs import S3
 
 from mlops_workflows.promote.release import drop_unpinned
 
@@ -186,13 +187,13 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def registry_server(tmp_path_factory: pytest.TempPathFactory, s3: S3) -> Iterator[Any]:
     """A real tracking server (SQLite store, S3 artifacts) where wine-classifier v1 and v2 passed
     their gates and v1 holds `production` (the bot reads registry metadata only)."""
     from mlflow import MlflowClient
 
     work = tmp_path_factory.mktemp("rollout-outcome-mlflow")
-    with seaweedfs_s3(work / "s3") as s3, mlflow_server(work, f"sqlite:///{work}/mlflow.db", s3) as server:
+    with mlflow_server(work, f"sqlite:///{work}/mlflow.db", s3, bucket=s3.new_bucket("mlflow")) as server:
         client = MlflowClient(tracking_uri=server.tracking_uri, registry_uri=server.tracking_uri)
         experiment = client.create_experiment(MODEL)
         client.create_registered_model(MODEL)
