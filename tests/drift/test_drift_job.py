@@ -28,7 +28,10 @@ def baseline(trained_store: EmbeddedStore) -> BaselineStatistics:
     from mlops_platform.registry import Registry
     from mlops_platform.settings import PlatformSettings
 
-    registry = Registry(PlatformSettings(MLOPS_HOME=str(trained_store.home)))
+    # explicit URI: a module fixture runs before the per-test environment clean-up, and an earlier
+    # in-process Registry may have left MLFLOW_TRACKING_URI in os.environ (mlflow.set_tracking_uri does)
+    home = trained_store.home
+    registry = Registry(PlatformSettings(home=home, tracking_uri=f"sqlite:///{home / 'mlflow.db'}"))
     version = registry.get_version(MODEL, version=1)
     return BaselineStatistics.model_validate(registry.load_run_json(version.run_id, BASELINE_ARTIFACT))
 
