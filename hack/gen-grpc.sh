@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the Python code of the Open Inference Protocol's gRPC service from its .proto:
 # serving/mlops_serving/oip_grpc/grpc_predict_v2_pb2{.py,.pyi,_grpc.py}. The generated files are
-# committed (the image needs no protoc); tests/serving/test_serving_grpc.py checks they are current.
+# committed (the image needs no protoc); tests/serving/test_grpc.py checks they are current.
 # Usage: hack/gen-grpc.sh   (needs grpcio-tools: the dev extra)
 set -o errexit -o nounset -o pipefail
 

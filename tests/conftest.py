@@ -1,6 +1,8 @@
 """Shared fixtures: a clean environment per test and models trained in an embedded store.
 
-Helpers that tests import (paths, `run_mlops`, `base_env`) live in `support/project.py`.
+Helpers that tests import (paths, `run_mlops`, `base_env`) live in `support/project.py`; the real
+services the tests start, one module each, in `support/` (their shared session fixtures:
+`support/fixtures.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
 
 from support.project import CANCER_CONFIG, LEAKY, WINE_CONFIG, EmbeddedStore, run_mlops
+
+# Session fixtures of the shared services (postgres, s3): one module per service in support/.
+pytest_plugins = ["support.fixtures"]
 
 
 @pytest.fixture(autouse=True)

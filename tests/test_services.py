@@ -10,16 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.services import (
-    S3,
-    MlflowServer,
-    Postgres,
-    free_port,
-    mlflow_server,
-    postgres_server,
-    seaweedfs_s3,
-    wait_for_http,
-)
+from support.mlflow_server import MlflowServer, mlflow_server
+from support.postgres import Postgres
+from support.procs import free_port, wait_for_http
+from support.seaweedfs import S3
 
 pytestmark = pytest.mark.integration
 
@@ -34,22 +28,6 @@ def _no_telemetry() -> Iterator[None]:
         mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         mp.setenv("DO_NOT_TRACK", "true")
         yield
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    started = time.monotonic()
-    with postgres_server(tmp_path_factory.mktemp("postgres")) as pg:
-        _timed("PostgreSQL", started)
-        yield pg
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
-    started = time.monotonic()
-    with seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs")) as store:
-        _timed("SeaweedFS S3", started)
-        yield store
 
 
 @pytest.fixture(scope="module")

@@ -6,5 +6,5 @@
   (``mlops analysis run`` and the local rollout runner of ``mlops lifecycle``).
 
 It imports the runtime library (:mod:`mlops_platform`); no runtime package imports it, and the
-images do not install it (tests/platform_gitops/test_image_packages.py).
+images do not install it (tests/gitops/test_image_packages.py).
 """

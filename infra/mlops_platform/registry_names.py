@@ -3,7 +3,7 @@
 Registry stages are deprecated since MLflow 2.9: environments are **aliases** (``staging``,
 ``production``) and governance facts are **version tags** (``gate``, lineage, promotion, the
 latest drift result). The names below are the contract between the components that write and
-read them; every module imports them from here (``tests/infra/test_contracts.py`` fails on a
+read them; every module imports them from here (``tests/platform/test_contracts.py`` fails on a
 literal copy elsewhere).
 
 - ``candidate``: the newest version that passed its gate (moved by training only);

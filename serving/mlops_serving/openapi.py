@@ -4,7 +4,7 @@ FastAPI generates the operations from the routes but knows only 200 and its own 
 completes the generated document once, from facts of each operation: its protocol (the path, as
 in :func:`mlops_serving.app.error_body`), whether it is authenticated (its ``security``), whether
 it names a model (``{name}``, whose values are the served models) and whether it runs a
-prediction (POST). Generated clients and fuzzers rely on it; ``tests/serving/test_serving_openapi.py``
+prediction (POST). Generated clients and fuzzers rely on it; ``tests/serving/test_openapi.py``
 checks it against real answers.
 """
 

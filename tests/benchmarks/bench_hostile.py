@@ -5,7 +5,7 @@ deployment's shape) on an embedded store holding wine-classifier and breast-canc
 (trained here unless ``--home`` names a store that has them), once with the packages of this
 checkout and, with ``--baseline``, once with those of another (a folder, or a git ref exported
 from this repository, e.g. ``main``). It sends every hand-made hostile body of
-``tests/serving/test_serving_hostile.py`` one at a time to each server while a second client sends
+``tests/serving/test_hostile.py`` one at a time to each server while a second client sends
 1-row predictions back to back on its own keep-alive connection. Per case and server it prints the
 status and the worst latency of the second client's predictions during the hostile request (the
 loop stall as a client sees it; the median over ``--repeat`` runs), then the worst stall and the
@@ -33,9 +33,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
-from serving.test_serving_hostile import BODY_LIMIT, HOSTILE, ROW  # noqa: E402
+from serving.test_hostile import BODY_LIMIT, HOSTILE, ROW  # noqa: E402
+from support.procs import free_port, wait_for_http  # noqa: E402
 from support.project import CANCER_CONFIG, WINE_CONFIG, EmbeddedStore, run_mlops  # noqa: E402
-from support.services import free_port, wait_for_http  # noqa: E402
 
 STALL_TARGET_MS = 50
 PROBE = json.dumps({"features": [ROW]}).encode()

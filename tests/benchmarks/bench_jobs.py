@@ -286,8 +286,8 @@ def main() -> int:
     row(drift_key, lambda side: side.mlops("drift", MODEL, "--alias", "candidate", "--input", str(drift_in),
                                            ok=(0, 10)))
 
-    sys.path.insert(0, str(REPO))
-    from tests.promote.promote_support import make_gitops
+    sys.path.insert(0, str(REPO / "tests"))
+    from support.promote import make_gitops
 
     gitops = make_gitops(workdir / "gitops")
     row(

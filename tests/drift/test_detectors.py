@@ -5,26 +5,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
+from support.drift import independent_psi
 
 from mlops_drift import detectors
 from mlops_drift.baseline import compute_baseline
 from mlops_drift.html import render_html
 from mlops_drift.report import Thresholds, build_report
-
-
-def independent_psi(train_edges: list[float], expected: list[float], values: np.ndarray, eps: float = 1e-4) -> float:
-    """PSI written out by hand: pandas bins open at both ends, shares floored at eps, summed in Python."""
-    bins = [-math.inf, *train_edges[1:-1], math.inf]
-    counts = pd.cut(pd.Series(values).dropna(), bins=bins, right=False).value_counts(sort=False).tolist()
-    total = sum(counts)
-    result = 0.0
-    for count, e in zip(counts, expected, strict=True):
-        a, e = max(count / total, eps), max(e, eps)
-        result += (a - e) * math.log(a / e)
-    return result
 
 
 def _baseline(rng: np.random.Generator) -> tuple[np.ndarray, object]:

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from .serving_support import CANCER, SERVER_SETTINGS, WINE, Keys, Server, start_server
+from support.serving import CANCER, SERVER_SETTINGS, WINE, Keys, Server, start_server
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from .loopback import serve_http
-from .services import free_port
+from .procs import free_port
 
 __all__ = ["FakeArgoServer", "fake_argo_server", "submit_request_model"]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from mlops_local import istio
 from mlops_local.istio import gateway_hosts
-from support.services import LOOPBACK, _free_ports, _managed, _spawn, require_binary, wait_for_http
+from support.procs import LOOPBACK, free_ports, managed, require_binary, spawn, wait_for_http
 
 __all__ = ["Envoy", "envoy_proxy", "gateway_hosts", "ingress_bootstrap"]
 
@@ -91,14 +91,14 @@ def envoy_proxy(
     """Envoy with ``ingress_bootstrap`` on free loopback ports; its log is ``workdir/envoy.log``."""
     envoy = require_binary("envoy")
     workdir.mkdir(parents=True, exist_ok=True)
-    listen_port, admin_port = _free_ports(2)
+    listen_port, admin_port = free_ports(2)
     config = workdir / "envoy.json"
     config.write_text(json.dumps(ingress_bootstrap(
         virtual_service, domains, backends, listen_port=listen_port, admin_port=admin_port), indent=2))
     log = workdir / "envoy.log"
     argv = [envoy, "-c", str(config), "--disable-hot-restart", "--concurrency", "2", "--log-level", "warn"]
-    proc = _spawn(argv, log, cwd=workdir)
-    with _managed(proc, grace=5):
+    proc = spawn(argv, log, cwd=workdir)
+    with managed(proc, grace=5):
         admin_url = f"http://{LOOPBACK}:{admin_port}"
         wait_for_http(f"{admin_url}/ready", timeout=30, proc=proc, log=log)
         yield Envoy(url=f"http://{LOOPBACK}:{listen_port}", admin_url=admin_url, log=log)

@@ -14,7 +14,7 @@ from mlops_local.gitserver import GitHttpServer, Request, backend
 from mlops_local.gitserver import git_http_server as _serve
 from mlops_local.procs import MissingBinary
 
-from .services import require_binary
+from .procs import require_binary
 
 __all__ = ["GitHttpServer", "Request", "git_http_server"]
 

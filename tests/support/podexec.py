@@ -13,8 +13,8 @@ from pathlib import Path
 from mlops_local import podspec
 from mlops_local.podspec import ENTRYPOINTS, MissingReference, PodCommand, Rendered
 
+from .procs import require_binary
 from .project import REPO
-from .services import require_binary
 
 __all__ = [
     "ENTRYPOINTS",

@@ -2,7 +2,7 @@
 
 Both run in their own process group with their output in a log file in ``workdir``, and are
 killed (the whole group) at teardown, also when the test failed. A missing binary skips the test,
-or fails it under ``MLOPS_REQUIRE_INTEGRATION=1`` (see :mod:`support.services`).
+or fails it under ``MLOPS_REQUIRE_INTEGRATION=1`` (see :mod:`support.procs`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from support.services import LOOPBACK, _managed, _spawn, free_port, require_binary, wait_for_http
+from support.procs import LOOPBACK, free_port, managed, require_binary, spawn, wait_for_http
 
 __all__ = ["Prometheus", "Pushgateway", "extract_rules", "prometheus_server", "pushgateway_server", "wait_until"]
 
@@ -88,9 +88,9 @@ def pushgateway_server(workdir: Path) -> Iterator[Pushgateway]:
     log = workdir / "pushgateway.log"
     # Debian's build defaults --persistence.file to the machine-wide /var/lib/prometheus/pushgateway.data:
     # every Pushgateway started with the default would share (and load) the groups of all the others.
-    proc = _spawn([binary, f"--web.listen-address={LOOPBACK}:{port}", "--persistence.file="], log, cwd=workdir)
+    proc = spawn([binary, f"--web.listen-address={LOOPBACK}:{port}", "--persistence.file="], log, cwd=workdir)
     url = f"http://{LOOPBACK}:{port}"
-    with _managed(proc, grace=5):
+    with managed(proc, grace=5):
         wait_for_http(f"{url}/-/ready", timeout=30, proc=proc, log=log)
         yield Pushgateway(url)
 
@@ -129,9 +129,9 @@ def prometheus_server(
         f"--web.listen-address={LOOPBACK}:{port}",
         "--storage.tsdb.retention.time=1h",
     ]
-    proc = _spawn(argv, log, cwd=workdir)
+    proc = spawn(argv, log, cwd=workdir)
     url = f"http://{LOOPBACK}:{port}"
-    with _managed(proc, grace=5):
+    with managed(proc, grace=5):
         wait_for_http(f"{url}/-/ready", timeout=60, proc=proc, log=log)
         yield Prometheus(url)
 

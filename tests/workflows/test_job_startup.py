@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.project import base_env
 
 from mlops_workflows import cli
-from tests.support.project import base_env
 
 HEAVY = ("mlflow", "sklearn", "pandas", "numpy", "scipy", "pyarrow", "sqlalchemy", "skops", "pydantic",
          "pydantic_settings", "fastapi", "git", "boto3", "argo_workflows", "yaml", "grpc", "requests")

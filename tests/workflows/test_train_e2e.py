@@ -33,17 +33,15 @@ class Backend:
 
 
 @pytest.fixture(scope="module")
-def server_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from support.services import mlflow_server, postgres_server, require_binary, seaweedfs_s3
+def server_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from support.mlflow_server import mlflow_server
+    from support.procs import require_binary
 
-    require_binary("initdb")
-    require_binary("weed")
     require_binary("mlflow")
+    pg, s3 = request.getfixturevalue("postgres"), request.getfixturevalue("s3")
     root = tmp_path_factory.mktemp("stack")
-    with postgres_server(root / "pg") as pg, seaweedfs_s3(root / "s3") as s3:
-        backend_uri = pg.create_database("mlflow")
-        with mlflow_server(root / "mlflow", backend_uri, s3) as server:
-            yield pg, s3, server
+    with mlflow_server(root / "mlflow", pg.new_database("mlflow"), s3, bucket=s3.new_bucket("mlflow")) as server:
+        yield pg, s3, server
 
 
 def _backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:

@@ -9,7 +9,13 @@ by ``MLOPS_CRD_SCHEMAS``. A kind without a schema is a problem. Cross-reference 
 Argo CD paths, Rollout/Service/VirtualService/DestinationRule/AnalysisTemplate agreement, metric
 names against :mod:`mlops_platform.metric_names`, in-cluster Service URLs
 (``http://<svc>.<ns>.svc.cluster.local:<port>`` in ConfigMaps and env) against the Services the
-repository creates, Dockerfiles for the project's images, and no committed Secret data.
+repository creates, Dockerfiles for the project's images, and no committed Secret data. The
+repository's policies close the run, one module each: ``policy_argocd`` (how every Application,
+ApplicationSet and AppProject is set), ``policy_workflows`` (every WorkflowTemplate and
+CronWorkflow bounded and attributed), ``policy_images`` (chart value images, database images and
+Dockerfiles pinned, non-root) and ``policy_monitoring`` (mesh workloads scraped with the mesh's
+certificates). A new rule goes into a policy module, with a test of a good and
+a bad bundle (tests/gitops/test_policy_*.py).
 """
 
 from __future__ import annotations

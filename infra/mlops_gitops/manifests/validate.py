@@ -7,7 +7,15 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops_gitops.manifests import chartvalues, crossref, drift_schedule
+from mlops_gitops.manifests import (
+    chartvalues,
+    crossref,
+    drift_schedule,
+    policy_argocd,
+    policy_images,
+    policy_monitoring,
+    policy_workflows,
+)
 from mlops_gitops.manifests.discover import load
 from mlops_gitops.manifests.model import Problem
 from mlops_gitops.manifests.schemas import SchemaValidator
@@ -113,6 +121,19 @@ def validate_repo(options: ValidateOptions) -> Report:
     problems.extend(crossref.check_service_urls(loaded.objects))
     problems.extend(chartvalues.check_chart_values(loaded.objects, options.root))
     problems.extend(drift_schedule.check_drift_schedules(grouped))
+    priority_classes = {o.name for o in repo_index.of_kind("PriorityClass")}
+    for source, objects in grouped.items():
+        bundle = source.path if source.rendered else None
+        problems.extend(policy_argocd.check_bundle(objects, bundle))
+        problems.extend(policy_workflows.check_bundle(objects, priority_classes))
+        if policy_argocd.cluster_bundle(objects):
+            problems.extend(policy_images.check_chart_values(objects, options.root))
+        for obj in objects:
+            problems.extend(policy_images.check_image_names(obj))
+    problems.extend(policy_argocd.check_sync_option_reasons(options.root))
+    clusters = [objects for objects in grouped.values() if policy_argocd.cluster_bundle(objects)]
+    problems.extend(policy_monitoring.check_repo(loaded.objects, clusters, options.root))
+    problems.extend(policy_images.check_dockerfiles(options.root, docker))
     problems.extend(crossref.check_unincluded(loaded.files, loaded.orphans, loaded.referenced,
                                               crossref.application_folders(loaded.objects, ctx)))
     report.problems = sorted(set(problems), key=_order)
