@@ -102,6 +102,28 @@ def _cmd_models_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models_add(args: argparse.Namespace) -> int:
+    from mlops_platform.manifests.modelset import add
+
+    _print_written(add(Path(args.root), args.name, Path(args.from_config)))
+    print("next: hack/validate, then commit these files in one pull request")
+    return 0
+
+
+def _cmd_models_sync(args: argparse.Namespace) -> int:
+    from mlops_platform.manifests.modelset import sync
+
+    _print_written(sync(Path(args.root)))
+    return 0
+
+
+def _print_written(paths: Sequence[Path]) -> None:
+    for path in paths:
+        print(f"wrote {path}")
+    if not paths:
+        print("nothing to write: every generated file matches workflows/models/")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops",
@@ -133,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(handler=_cmd_train)
 
-    models = commands.add_parser("models", help="inspect the model registry")
+    models = commands.add_parser("models", help="the registry's models; add a model to the repository")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
     models_list = models_sub.add_parser("list", help="registered models, versions and aliases")
     models_list.set_defaults(handler=_cmd_models_list)
@@ -141,6 +163,26 @@ def build_parser() -> argparse.ArgumentParser:
     models_show.add_argument("name")
     models_show.add_argument("--version", type=int, help="show this version in detail")
     models_show.set_defaults(handler=_cmd_models_show)
+    models_add = models_sub.add_parser(
+        "add",
+        help="add a model to this repository: its training config, then everything `sync` writes",
+        description="Copy FILE to workflows/models/NAME.yaml and write what the platform needs of it "
+        "(see `mlops models sync`).",
+    )
+    models_add.add_argument("name", metavar="NAME", help="the model's name (its config's model_name)")
+    models_add.add_argument("--from-config", required=True, metavar="FILE", help="its training config")
+    models_add.add_argument("--root", default=".", metavar="DIR", help="repository root (default: .)")
+    models_add.set_defaults(handler=_cmd_models_add)
+    models_sync = models_sub.add_parser(
+        "sync",
+        help="write what workflows/models/*.yaml generate (CronWorkflows, semaphores, owners, serving folders)",
+        description="From the training configs in workflows/models/: rewrite "
+        "workflows/manifests/models.generated.yaml (each model's CronWorkflows and semaphore) and the "
+        "models block of .github/CODEOWNERS (each model's owners), and create a missing "
+        "serving/manifests/models/<model>/<env>/ (never rewritten: the promotion bot edits it).",
+    )
+    models_sync.add_argument("--root", default=".", metavar="DIR", help="repository root (default: .)")
+    models_sync.set_defaults(handler=_cmd_models_sync)
 
     # Each component adds its own commands; heavy imports stay inside their handlers.
     from mlops_local.cli import add_commands as add_local_commands
