@@ -13,7 +13,7 @@ from mlops_platform.manifests import ValidateOptions, validate_repo
 
 REPO = Path(__file__).resolve().parents[2]
 COPIED = ("apps", "clusters", "infra", "serving/manifests", "serving/Dockerfile", "workflows/manifests",
-          "workflows/Dockerfile")
+          "workflows/Dockerfile", "workflows/models", ".github/CODEOWNERS")
 NOT_MANIFESTS = shutil.ignore_patterns("mlops_platform", "__pycache__", "*.py")
 
 
@@ -141,6 +141,13 @@ def _workflow_namespaces_without_rbac(root: Path) -> None:
     _edit(root / "infra/argo-workflows/values.yaml", "controller:\n", "controller:\n  workflowNamespaces: [mlops]\n")
 
 
+def _model_config_alone(root: Path) -> None:
+    """A third model's training config, without what `mlops models add` would write beside it."""
+    text = (root / "workflows/models/wine-classifier.yaml").read_text(encoding="utf-8")
+    (root / "workflows/models/iris-classifier.yaml").write_text(
+        text.replace("model_name: wine-classifier", "model_name: iris-classifier"), encoding="utf-8")
+
+
 def _chart_bumped_without_rereading_rules(root: Path) -> None:
     _edit(root / "apps/istio-gateway.yaml", "targetRevision: 1.30.3", "targetRevision: 1.31.0")
 
@@ -169,6 +176,8 @@ def _chart_bumped_without_rereading_rules(root: Path) -> None:
                                             "effect"),
         (_minio_mc_image_without_job, "Application/argocd/minio: chart minio 5.4.0: mcImage has no effect"),
         (_workflow_namespaces_without_rbac, "chart argo-workflows 0.47.5: controller.workflowNamespaces has no effect"),
+        (_model_config_alone, "workflows/models/iris-classifier.yaml: model iris-classifier: missing CronWorkflow "
+                              "batch-inference-iris-classifier in workflows/manifests/; run `mlops models sync`"),
         (_chart_bumped_without_rereading_rules, "chart gateway 1.31.0: the values rule for it was read from the chart "
                                                 "at 1.30.3"),
     ],
