@@ -106,7 +106,9 @@ class GateConfig(_Strict):
 class BatchInferenceConfig(_Strict):
     """The nightly CronWorkflow batch-inference-<model> (workflows/manifests/models.generated.yaml)."""
 
-    schedule: str = Field("0 2 * * *", description="Cron schedule (UTC).")
+    schedule: str = Field(
+        "0 2 * * *", pattern=r"^(@\w+|\S+( \S+){4})$", description="Cron schedule (UTC): five fields or @daily."
+    )
     shards: int = Field(4, ge=1, le=64, description="Pods scoring the input in parallel.")
 
 
