@@ -144,8 +144,8 @@ def _workflow_namespaces_without_rbac(root: Path) -> None:
 def _model_config_alone(root: Path) -> None:
     """A third model's training config, without what `mlops models add` would write beside it."""
     text = (root / "workflows/models/wine-classifier.yaml").read_text(encoding="utf-8")
-    (root / "workflows/models/iris-classifier.yaml").write_text(
-        text.replace("model_name: wine-classifier", "model_name: iris-classifier"), encoding="utf-8")
+    (root / "workflows/models/added-classifier.yaml").write_text(
+        text.replace("model_name: wine-classifier", "model_name: added-classifier"), encoding="utf-8")
 
 
 def _chart_bumped_without_rereading_rules(root: Path) -> None:
@@ -176,8 +176,8 @@ def _chart_bumped_without_rereading_rules(root: Path) -> None:
                                             "effect"),
         (_minio_mc_image_without_job, "Application/argocd/minio: chart minio 5.4.0: mcImage has no effect"),
         (_workflow_namespaces_without_rbac, "chart argo-workflows 0.47.5: controller.workflowNamespaces has no effect"),
-        (_model_config_alone, "workflows/models/iris-classifier.yaml: model iris-classifier: missing CronWorkflow "
-                              "batch-inference-iris-classifier in workflows/manifests/; run `mlops models sync`"),
+        (_model_config_alone, "workflows/models/added-classifier.yaml: model added-classifier: missing CronWorkflow "
+                              "batch-inference-added-classifier in workflows/manifests/; run `mlops models sync`"),
         (_chart_bumped_without_rereading_rules, "chart gateway 1.31.0: the values rule for it was read from the chart "
                                                 "at 1.30.3"),
     ],
