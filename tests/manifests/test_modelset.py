@@ -234,3 +234,14 @@ def test_models_sync_stops_on_a_broken_config_before_writing(root: Path) -> None
     assert (root / modelset.GENERATED).read_text(encoding="utf-8") == generated
     assert not (root / f"serving/manifests/models/{NEW}").exists()
 
+
+
+def test_a_new_model_starts_on_the_server_release_the_others_run(root: Path) -> None:
+    for release in (root / "serving/manifests/models").glob("*/*/release.env"):
+        release.write_text(release.read_text(encoding="utf-8").replace("IMAGE_TAG=0.1.0", "IMAGE_TAG=0.2.0"),
+                           encoding="utf-8")
+    _new_config(root / modelset.CONFIGS)
+    modelset.sync(root)
+    for env in ("staging", "production"):
+        text = (root / f"serving/manifests/models/{NEW}/{env}/release.env").read_text(encoding="utf-8")
+        assert "\nMODEL_VERSION=\nIMAGE_TAG=0.2.0\n" in text

@@ -19,6 +19,7 @@ generated file that no longer matches the configs.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,10 +277,11 @@ def serving_files(model: str, env: str, image_tag: str = DEFAULT_IMAGE_TAG) -> d
 
 
 def _image_tag(root: Path) -> str:
-    """The model-server tag the other models' folders pin (the newest release everyone is on)."""
-    tags = sorted({m.group(1) for path in (root / SERVING).glob("*/*/release.env")
-                   for m in [re.search(r"^IMAGE_TAG=(\S+)$", path.read_text(), re.MULTILINE)] if m})
-    return tags[-1] if len(tags) == 1 else DEFAULT_IMAGE_TAG
+    """The model-server tag most of the other models' folders pin (a new model starts on the server
+    release the others run), else :data:`DEFAULT_IMAGE_TAG`."""
+    tags = Counter(m.group(1) for path in sorted((root / SERVING).glob("*/*/release.env"))
+                   for m in [re.search(r"^IMAGE_TAG=(\S+)$", path.read_text(encoding="utf-8"), re.MULTILINE)] if m)
+    return tags.most_common(1)[0][0] if tags else DEFAULT_IMAGE_TAG
 
 
 # -- writing ---------------------------------------------------------------------------------
