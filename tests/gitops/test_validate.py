@@ -13,7 +13,7 @@ from mlops_gitops.manifests import ValidateOptions, validate_repo
 
 REPO = Path(__file__).resolve().parents[2]
 COPIED = ("apps", "clusters", "infra", "serving/manifests", "serving/Dockerfile", "workflows/manifests",
-          "workflows/Dockerfile")
+          "workflows/Dockerfile", "workflows/models", ".github/CODEOWNERS")
 NOT_MANIFESTS = shutil.ignore_patterns("mlops_platform", "__pycache__", "*.py")
 
 
@@ -133,6 +133,13 @@ def _workflow_namespaces_without_rbac(root: Path) -> None:
     _edit(root / "infra/argo-workflows/values.yaml", "controller:\n", "controller:\n  workflowNamespaces: [mlops]\n")
 
 
+def _model_config_alone(root: Path) -> None:
+    """A third model's training config, without what `mlops models add` would write beside it."""
+    text = (root / "workflows/models/wine-classifier.yaml").read_text(encoding="utf-8")
+    (root / "workflows/models/added-classifier.yaml").write_text(
+        text.replace("model_name: wine-classifier", "model_name: added-classifier"), encoding="utf-8")
+
+
 def _chart_bumped_without_rereading_rules(root: Path) -> None:
     _edit(root / "apps/istio-gateway.yaml", "targetRevision: 1.30.3", "targetRevision: 1.31.0")
 
@@ -173,6 +180,8 @@ def _workflow_with_unknown_priority_class(root: Path) -> None:
         (_application_without_self_heal, "Application/argocd/mesh: syncPolicy.automated must prune and selfHeal"),
         (_workflow_with_unknown_priority_class, "WorkflowTemplate/mlops/rollout-outcome: podPriorityClassName "
                                                 "'mlops-urgent' is no PriorityClass of this repository"),
+        (_model_config_alone, "workflows/models/added-classifier.yaml: model added-classifier: missing CronWorkflow "
+                              "batch-inference-added-classifier in workflows/manifests/; run `mlops models sync`"),
         (_chart_bumped_without_rereading_rules, "chart gateway 1.31.0: the values rule for it was read from the chart "
                                                 "at 1.30.3"),
     ],

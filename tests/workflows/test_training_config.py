@@ -56,11 +56,28 @@ BASE = "model_name: m\nestimator: {class: sklearn.ensemble.RandomForestClassifie
         (BASE + "dataset: {sklearn: wine}\nsplit: {test_size: 1.5}", "split.test_size"),
         (BASE + "dataset: {sklearn: wine}\nepochs: 3", "epochs: Extra inputs are not permitted"),
         ("model_name: Bad_Name\ndataset: {sklearn: wine}\nestimator: {class: x}", "model_name"),
+        (BASE + "dataset: {sklearn: wine}\nowners: [wine-owners]", "owners.0: String should match pattern"),
+        (BASE + "dataset: {sklearn: wine}\njobs: {drift_check: {minute: 60}}", "jobs.drift_check.minute"),
+        (BASE + "dataset: {sklearn: wine}\njobs: {batch_inference: {schedule: daily}}",
+         "jobs.batch_inference.schedule"),
+        (BASE + "dataset: {sklearn: wine}\njobs: {concurrency: 0}", "jobs.concurrency"),
     ],
 )
 def test_bad_configs_name_the_field(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(_write(tmp_path, text))
+
+
+def test_owners_and_jobs_do_not_change_the_config_digest() -> None:
+    """How the platform runs a model (owners, schedules, semaphore) is not what trains: changing it
+    must not make the next training run register a new version of the same data and config."""
+    from mlops_workflows.training.pipeline import config_digest
+
+    wine = load_config(WINE_CONFIG)
+    moved = load_config(WINE_CONFIG, ["owners=['@org/other']", "jobs.drift_check.minute=40", "jobs.concurrency=5"])
+    assert moved.owners == ["@org/other"] and moved.jobs.concurrency == 5
+    assert config_digest(moved) == config_digest(wine)
+    assert config_digest(load_config(WINE_CONFIG, ["split.seed=7"])) != config_digest(wine)
 
 
 def test_missing_config_file(tmp_path: Path) -> None:

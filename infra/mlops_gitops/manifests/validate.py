@@ -11,6 +11,7 @@ from mlops_gitops.manifests import (
     chartvalues,
     crossref,
     drift_schedule,
+    modelset,
     policy_argocd,
     policy_images,
     policy_monitoring,
@@ -134,6 +135,7 @@ def validate_repo(options: ValidateOptions) -> Report:
     clusters = [objects for objects in grouped.values() if policy_argocd.cluster_bundle(objects)]
     problems.extend(policy_monitoring.check_repo(loaded.objects, clusters, options.root))
     problems.extend(policy_images.check_dockerfiles(options.root, docker))
+    problems.extend(modelset.check(options.root, loaded.objects))
     problems.extend(crossref.check_unincluded(loaded.files, loaded.orphans, loaded.referenced,
                                               crossref.application_folders(loaded.objects, ctx)))
     report.problems = sorted(set(problems), key=_order)

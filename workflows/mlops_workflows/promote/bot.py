@@ -143,7 +143,7 @@ class Bot:
         if text is None:
             raise ConfigError(
                 f"{path} does not exist on {self.workspace.tracking_ref()}: the model has no folder for this "
-                "environment yet (add serving/manifests/models/<model>/<env>/ first)"
+                "environment yet (`mlops models sync` writes it from workflows/models/<model>.yaml)"
             )
         return text, pinned_version(text, path)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -104,15 +104,56 @@ class GateConfig(_Strict):
         return self
 
 
+class BatchInferenceConfig(_Strict):
+    """The nightly CronWorkflow batch-inference-<model> (workflows/manifests/models.generated.yaml)."""
+
+    schedule: str = Field(
+        "0 2 * * *", pattern=r"^(@\w+|\S+( \S+){4})$", description="Cron schedule (UTC): five fields or @daily."
+    )
+    shards: int = Field(4, ge=1, le=64, description="Pods scoring the input in parallel.")
+
+
+class DriftCheckConfig(_Strict):
+    """The CronWorkflow drift-check-<model>: one check over the last hour of the prediction log."""
+
+    minute: int = Field(
+        5, ge=0, le=59,
+        description="Minute of every hour it runs at (hourly, as MLOPS_DRIFT_SCHEDULE_INTERVAL_S says).",
+    )
+
+
+class JobsConfig(_Strict):
+    """How the platform runs this model's workflows; `mlops models sync` writes them from this."""
+
+    concurrency: int = Field(
+        2, ge=1, le=100, description="Workflows of this model at once, whatever their kind (its semaphore)."
+    )
+    batch_inference: BatchInferenceConfig = BatchInferenceConfig()
+    drift_check: DriftCheckConfig = DriftCheckConfig()
+
+
+OWNER_PATTERN = r"^@[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$|^[^@\s]+@[^@\s]+$"
+
+
 class TrainingConfig(_Strict):
     model_name: str = Field(pattern=MODEL_NAME_PATTERN)
     description: str = ""
+    owners: list[Annotated[str, Field(pattern=OWNER_PATTERN)]] = Field(
+        default_factory=list,
+        description="Who approves this model's production pins: GitHub teams or users (.github/CODEOWNERS).",
+    )
+    jobs: JobsConfig = JobsConfig()
     dataset: DatasetConfig
     estimator: EstimatorConfig
     split: SplitConfig = SplitConfig()
     baseline: BaselineConfig = BaselineConfig()
     gate: GateConfig = GateConfig()
     drift: DriftConfig = DriftConfig()
+
+
+PLATFORM_FIELDS = frozenset({"owners", "jobs"})
+"""Fields about how the platform runs the model, not about what it trains: not part of the config
+digest that tells whether a version was already trained with this config."""
 
 
 def _apply_override(data: dict[str, Any], assignment: str) -> None:

@@ -27,7 +27,7 @@ from mlops_platform.errors import ConfigError, InvalidInputError
 from mlops_platform.registry import Registry, metric_key
 from mlops_workflows.settings import TrainingSettings
 from mlops_workflows.skopsio import import_skops_io
-from mlops_workflows.training.config import TrainingConfig, load_config
+from mlops_workflows.training.config import PLATFORM_FIELDS, TrainingConfig, load_config
 from mlops_workflows.training.data import Dataset, load_dataset
 from mlops_workflows.training.estimator import build_estimator, describe
 from mlops_workflows.training.gate import GateResult, evaluate_gate
@@ -79,8 +79,10 @@ class TrainingSkipped:
 
 
 def config_digest(config: TrainingConfig) -> str:
-    """sha256 of the effective config (after --set overrides), independent of key order."""
-    text = json.dumps(config.model_dump(by_alias=True, mode="json"), sort_keys=True, separators=(",", ":"))
+    """sha256 of the effective config (after --set overrides), independent of key order; the
+    owners and jobs (how the platform runs the model) do not change what trains, so not the digest."""
+    trained = config.model_dump(by_alias=True, mode="json", exclude=set(PLATFORM_FIELDS))
+    text = json.dumps(trained, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
