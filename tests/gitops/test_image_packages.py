@@ -21,7 +21,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from support.gitops import REPO
 
 PROJECT_PACKAGES = {path.name: path for path in sorted(REPO.glob("*/mlops_*")) if (path / "__init__.py").is_file()}

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mlops_platform.durations import DurationError, parse_go_duration
 from mlops_gitops.manifests.model import Obj, Problem
+from mlops_platform.durations import DurationError, parse_go_duration
 
 DRIFT_TEMPLATE = "drift-check"
 DRIFT_STEP = "drift"

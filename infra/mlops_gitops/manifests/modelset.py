@@ -27,8 +27,8 @@ from string import Template
 
 import yaml
 
-from mlops_platform.errors import ConfigError
 from mlops_gitops.manifests.model import Obj, Problem
+from mlops_platform.errors import ConfigError
 from mlops_platform.registry_names import ENVIRONMENTS, PRODUCTION
 
 CONFIGS = Path("workflows/models")

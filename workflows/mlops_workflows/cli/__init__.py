@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from mlops_platform.errors import ConfigError, InvalidInputError, MlopsError
+from mlops_platform.errors import ConfigError, MlopsError
 from mlops_platform.exit_status import ExitStatus
 from mlops_workflows.cli import (
     analysis,

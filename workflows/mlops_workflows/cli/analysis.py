@@ -1,9 +1,9 @@
 """``mlops analysis run|replay``.
 
 ``run`` evaluates AnalysisTemplates against a Prometheus URL with the repository tooling
-(:mod:`mlops_gitops.analysis`, not installed in the images). Exit status (:class:`mlops_platform.exit_status.ExitStatus`): 0 Successful; 3 Failed;
-6 Inconclusive; 4 Error (Prometheus unreachable, or measurements that could not be evaluated); 2 invalid
-templates or args.
+(:mod:`mlops_gitops.analysis`, not installed in the images). Exit status
+(:class:`mlops_platform.exit_status.ExitStatus`): 0 Successful; 3 Failed; 6 Inconclusive; 4 Error
+(Prometheus unreachable, or measurements that could not be evaluated); 2 invalid templates or args.
 
 ``replay`` is a staging analysis Job of the jobs image (:mod:`mlops_workflows.replay`).
 """

@@ -25,9 +25,9 @@ def _timestamp(text: str) -> datetime:
 
 
 def _cmd_drift(args: argparse.Namespace) -> int:
+    from mlops_platform.settings import load_settings
     from mlops_workflows.jobs.drift.job import DriftRequest, run_drift
     from mlops_workflows.jobs.drift.settings import DriftSettings
-    from mlops_platform.settings import load_settings
 
     if args.input and (args.since or args.until or args.last):
         raise InvalidInputError("--input replaces the prediction-log window: drop --since/--until/--last")
