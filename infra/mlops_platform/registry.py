@@ -1,8 +1,9 @@
 """Model-registry access (MLflow) shared by training, serving, the jobs and the promotion bot.
 
 Registry stages are deprecated since MLflow 2.9: environments are **aliases** (``staging``,
-``production``) and governance facts are **version tags** (``gate``, lineage). The alias and tag
-names below are the contract between the components that write and read them:
+``production``: the list ``mlops_platform/environments.yaml``) and governance facts are **version
+tags** (``gate``, lineage). The alias and tag names below are the contract between the components
+that write and read them:
 
 - ``candidate``: the newest version that passed its gate (moved by training only);
 - ``staging``, ``production``: the version that environment runs, i.e. what Git pins there once
@@ -21,15 +22,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_platform import environments
 from mlops_platform.errors import ConfigError, NotFoundError, ServiceUnavailableError
 
 if TYPE_CHECKING:  # pydantic is imported by who builds the settings, not by the CLI's parser
     from mlops_platform.settings import PlatformSettings
 
-ENVIRONMENTS = ("staging", "production")
-"""Environments, which are also the MLflow alias names; staging comes before production."""
+ENVIRONMENTS = environments.names()
+"""Environments, which are also the MLflow alias names, in promotion order: the one list,
+``mlops_platform/environments.yaml``."""
 
-STAGING, PRODUCTION = ENVIRONMENTS
+STAGING, PRODUCTION = ENVIRONMENTS[0], ENVIRONMENTS[-1]
+"""The first environment (a version's first stop; the bot may commit there directly) and the last
+(the one clients are served from, what training compares a candidate with)."""
 
 CANDIDATE = "candidate"
 """Alias of the newest version that passed its gate (training sets it); never an environment."""

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops_platform.manifests import chartvalues, crossref
+from mlops_platform.manifests import chartvalues, cluster_checks, crossref, environment_checks
 from mlops_platform.manifests.discover import load
 from mlops_platform.manifests.model import Problem
 from mlops_platform.manifests.schemas import SchemaValidator
@@ -112,6 +112,8 @@ def validate_repo(options: ValidateOptions) -> Report:
     problems.extend(crossref.check_argocd(loaded.objects, ctx, grouped))
     problems.extend(crossref.check_service_urls(loaded.objects))
     problems.extend(chartvalues.check_chart_values(loaded.objects, options.root))
+    problems.extend(environment_checks.check_environments(options.root, loaded.objects))
+    problems.extend(cluster_checks.check_clusters(options.root, loaded.objects))
     problems.extend(crossref.check_unincluded(loaded.files, loaded.orphans, loaded.referenced,
                                               crossref.application_folders(loaded.objects, ctx)))
     report.problems = sorted(set(problems), key=_order)
