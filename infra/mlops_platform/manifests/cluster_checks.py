@@ -9,7 +9,7 @@ values it changes and the folders its Applications read. Checked here:
 - each file of a cluster's ``values/`` is read by an Application (a misspelt name would otherwise be
   ignored: the chart Applications accept a missing cluster value file) and changes something;
 - no file of a cluster folder repeats another cluster's file (shared content belongs in
-  ``clusters/components/``);
+  ``clusters/components/``); kustomization files are wiring and may look alike;
 - no kustomize replacement target selects a list item by its index (``spec.sources.0``): adding an
   item would move the value silently; select by a field (``[name=x]``) or by content (``[=regex]``);
 - the placeholder CLUSTER of apps/ is always the segment after ``clusters/``, which is the segment
@@ -141,7 +141,7 @@ def _duplicates(root: Path) -> Iterator[Problem]:
     clusters = cluster_folders(root)
     seen: dict[tuple[Path, str], Path] = {}
     for folder in clusters:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and kustomization_file(p.parent) != p):
             inner = path.relative_to(folder)
             content = _content(path)
             if not content:
