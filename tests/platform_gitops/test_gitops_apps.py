@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -207,4 +206,9 @@ def _cluster_config(cluster: str) -> dict[str, str]:
 
 def test_cluster_list() -> None:
     assert "kind" in CLUSTERS and len(CLUSTERS) >= 2
-    assert all(Path(REPO / "clusters" / c / "root-app.yaml").is_file() for c in CLUSTERS)
+
+
+def test_each_cluster_has_one_root_syncing_its_folder(cluster: str, cluster_objects: list[dict[str, Any]]) -> None:
+    """The shared root Application (clusters/components/base/) points at each cluster's own folder."""
+    roots = [a for a in of_kind(cluster_objects, "Application") if a["metadata"]["name"] == "root"]
+    assert [r["spec"]["source"]["path"] for r in roots] == [f"clusters/{cluster}"]
