@@ -60,31 +60,31 @@ def _edit(path: Path, old: str, new: str) -> None:
 def test_half_added_environment_names_every_missing_piece(root: Path) -> None:
     """An environment listed, with only its folder of differences: each shared piece it lacks is
     named, with the file to change; the pieces that match models-* need nothing."""
-    _edit(root / LIST, "  - staging\n", "  - staging\n  - qa\n")
-    shutil.copytree(root / "serving/manifests/components/production", root / "serving/manifests/components/qa")
-    _edit(root / "serving/manifests/components/qa/kustomization.yaml", "namespace: models-production",
-          "namespace: models-qa")
+    _edit(root / LIST, "  - staging\n", "  - staging\n  - uat\n")
+    shutil.copytree(root / "serving/manifests/components/production", root / "serving/manifests/components/uat")
+    _edit(root / "serving/manifests/components/uat/kustomization.yaml", "namespace: models-production",
+          "namespace: models-uat")
     problems = "\n".join(sorted(_problems(root)))
     for expected in (
-        "infra/namespaces/namespaces.yaml: environment qa: missing: the Namespace models-qa",
-        "serving/manifests/gateway/gateway.yaml: environment qa: missing: the host models-qa/*.qa.mlops.local",
-        "infra/minio/configmap-buckets.yaml: environment qa: missing: the bucket mlops-qa",
-        "infra/secrets/models-qa: environment qa: missing: the environment's secrets",
-        "apps: environment qa: missing: an Application syncing infra/secrets/models-qa",
-        "clusters/kind/secret-store/rbac.yaml: environment qa: missing: model-api-keys-qa",
-        "workflows/manifests/workflowtemplate-train.yaml: parameter promote-to: the environments offered are "
-        "staging, production; missing: qa",
-        "workflows/manifests/workflowtemplate-drift-check.yaml: parameter retrain-promote-to",
-        "serving/manifests/models/wine-classifier: environment qa: missing: qa/",
+        "infra/namespaces/namespaces.yaml: environment uat: missing: the Namespace models-uat",
+        "serving/manifests/gateway/gateway.yaml: environment uat: missing: the host models-uat/*.uat.mlops.local",
+        "infra/minio/configmap-buckets.yaml: environment uat: missing: the bucket mlops-uat",
+        "infra/secrets/models-uat: environment uat: missing: the environment's secrets",
+        "apps: environment uat: missing: an Application syncing infra/secrets/models-uat",
+        "clusters/kind/secret-store/rbac.yaml: environment uat: missing: model-api-keys-uat",
+        "serving/manifests/models/wine-classifier: environment uat: missing: uat/",
     ):
         assert expected in problems, problems
+    for enum in ("workflows/manifests/workflowtemplate-train.yaml: parameter promote-to: ",
+                 "workflows/manifests/workflowtemplate-drift-check.yaml: parameter retrain-promote-to: "):
+        assert any(line.startswith(enum) and line.endswith("missing: uat") for line in problems.splitlines()), problems
     assert "infra/mesh" not in problems and "appproject" not in problems, problems
-    assert "serving/manifests/components/qa" not in problems, problems
+    assert "serving/manifests/components/uat" not in problems, problems
 
 
 def test_environment_folder_not_in_the_list(root: Path) -> None:
-    shutil.copytree(root / "serving/manifests/components/production", root / "serving/manifests/components/qa")
-    assert "serving/manifests/components/qa: environment qa: not in infra/mlops_platform/environments.yaml" in \
+    shutil.copytree(root / "serving/manifests/components/production", root / "serving/manifests/components/uat")
+    assert "serving/manifests/components/uat: environment uat: not in infra/mlops_platform/environments.yaml" in \
         _problems(root)
 
 
