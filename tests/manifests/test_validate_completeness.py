@@ -105,6 +105,11 @@ def _positional_replacement(root: Path) -> None:
           "spec.sourceRepos.0")
 
 
+def _unguarded_patch_index(root: Path) -> None:
+    _edit(root / "serving/manifests/components/production/kustomization.yaml",
+          "      - op: test\n        path: /spec/hosts/0\n        value: model.mlops.local\n", "")
+
+
 def _cluster_copies_root_app(root: Path) -> None:
     shutil.copy2(root / "clusters/components/base/root-app.yaml", root / "clusters/prod-example/root-app.yaml")
 
@@ -138,6 +143,8 @@ def _placeholder_not_after_clusters(root: Path) -> None:
     [
         (_positional_replacement, "clusters/components/base/kustomization.yaml: replacements: target "
                                   "spec.sourceRepos.0 selects a list item by its position"),
+        (_unguarded_patch_index, "serving/manifests/components/production/kustomization.yaml: patches: replace "
+                                 "/spec/hosts/0 picks a list item by its index"),
         (_cluster_copies_root_app, "clusters/prod-example/root-app.yaml: cluster prod-example: copies the root "
                                    "Application"),
         (_misspelt_values_file, "clusters/prod-example/values/mino.yaml: cluster prod-example: is read by no "

@@ -12,6 +12,8 @@ values it changes and the folders its Applications read. Checked here:
   ``clusters/components/``); kustomization files are wiring and may look alike;
 - no kustomize replacement target selects a list item by its index (``spec.sources.0``): adding an
   item would move the value silently; select by a field (``[name=x]``) or by content (``[=regex]``);
+  a JSON patch that names a list index (``/spec/hosts/0``) first tests that item (``op: test``), so
+  a shifted list fails the render instead of changing the wrong item;
 - the placeholder CLUSTER of apps/ is always the segment after ``clusters/``, which is the segment
   the base's replacements put the cluster's name into, and no cluster's render keeps a placeholder.
 """
@@ -72,6 +74,7 @@ def check_clusters(root: Path, objects: Iterable[Obj]) -> Iterator[Problem]:
     yield from _duplicates(root)
     yield from _store_reads(root, objects)
     yield from _positional(root)
+    yield from _unguarded_indexes(root)
     yield from _placeholders(root, objects)
 
 
@@ -220,3 +223,44 @@ def _placeholders(root: Path, objects: list[Obj]) -> Iterator[Problem]:
             if left:
                 yield Problem.at(obj, f"keeps the placeholder {', '.join(left)}: no replacement of {BASE} "
                                       "reached it")
+
+
+def _json_patches(root: Path) -> Iterator[tuple[Path, list[dict[str, Any]]]]:
+    """The JSON 6902 patches of every kustomization: inline ``patch:`` text or a ``path:`` file."""
+    for folder in walk(root):
+        file = kustomization_file(folder)
+        for doc in _docs(file) if file is not None else []:
+            entries = (doc.get("patches") or []) + (doc.get("patchesJson6902") or []) if isinstance(doc, dict) else []
+            for entry in entries:
+                if not isinstance(entry, dict):
+                    continue
+                where, ops = folder / "kustomization.yaml", None
+                if isinstance(entry.get("patch"), str):
+                    try:
+                        ops = yaml.safe_load(entry["patch"])
+                    except yaml.YAMLError:
+                        continue
+                elif isinstance(entry.get("path"), str):
+                    where = folder / entry["path"]
+                    ops = (_docs(where) or [None])[0]
+                if isinstance(ops, list) and ops and all(isinstance(o, dict) and "op" in o for o in ops):
+                    yield where, ops
+
+
+def _unguarded_indexes(root: Path) -> Iterator[Problem]:
+    for path, ops in _json_patches(root):
+        tested: list[str] = []
+        for op in ops:
+            target = str(op.get("path", ""))
+            if op.get("op") == "test":
+                tested.append(target)
+                continue
+            segments = target.split("/")
+            for k, segment in enumerate(segments):
+                prefix = "/".join(segments[: k + 1])
+                if segment.isdigit() and not any(t == prefix or t.startswith(prefix + "/") for t in tested):
+                    yield Problem(str(path.relative_to(root)), "patches",
+                                  f"{op.get('op')} {target} picks a list item by its index: test that item first "
+                                  f"(op: test on {prefix}/...), so a shifted list fails instead of changing "
+                                  "another item")
+                    break
