@@ -79,7 +79,10 @@ def test_half_added_environment_names_every_missing_piece(root: Path) -> None:
                  "workflows/manifests/workflowtemplate-drift-check.yaml: parameter retrain-promote-to: "):
         assert any(line.startswith(enum) and line.endswith("missing: uat") for line in problems.splitlines()), problems
     assert "infra/mesh" not in problems and "appproject" not in problems, problems
-    assert "serving/manifests/components/uat" not in problems, problems
+    # The copied folder still names production's host and bucket.
+    assert ("serving/manifests/components/uat/kustomization.yaml: environment uat: missing: the model host "
+            "model.uat.mlops.local") in problems
+    assert "missing: the object store s3://mlops-uat/" in problems
 
 
 def test_environment_folder_not_in_the_list(root: Path) -> None:

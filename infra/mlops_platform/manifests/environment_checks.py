@@ -81,8 +81,14 @@ def _missing(root: Path, env: str, objects: list[Obj]) -> Iterator[tuple[str, st
                                       "copy serving/manifests/components/production/ and change what differs)")
     else:
         [doc] = _docs(component)[:1] or [{}]
+        where = str(COMPONENTS / env / "kustomization.yaml")
         if doc.get("namespace") != namespace:
-            yield str(COMPONENTS / env / "kustomization.yaml"), f"missing: namespace: {namespace}"
+            yield where, f"missing: namespace: {namespace}"
+        text = component.read_text(encoding="utf-8")
+        for what, expected in (("the model host", f"model.{env_names.host_suffix(env)}"),
+                               ("the object store", f"s3://{env_names.bucket(env)}/")):
+            if expected not in text:
+                yield where, f"missing: {what} {expected} (the environment's folder names its own)"
     # Its namespace, labelled with the environment and in the mesh.
     ns = [d for d in _docs(root / NAMESPACES)
           if d.get("kind") == "Namespace" and _get(d, "metadata", "name") == namespace]
