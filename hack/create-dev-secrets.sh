@@ -8,8 +8,11 @@
 # Operator turns them into the Secrets the platform mounts (infra/secrets/README.md):
 #   mlflow-db               MLflow's PostgreSQL role (random password)
 #   minio-root, mlops-s3    MinIO's administrator and the platform's access key (random)
-#   model-api-keys-<env>    API-key hashes of the staging and production model servers; the
-#                           keys themselves are printed once, here, and stored nowhere
+#   model-api-keys-<env>    API-key hashes of each environment's model servers (the environments
+#                           of infra/mlops_platform/environments.yaml); the keys themselves are
+#                           printed once, here, and stored nowhere
+#   model-replay-api-key-<env>  a second key, for an environment whose secrets
+#                           (infra/secrets/models-<env>/) include the holdout-replay analysis key
 #   promotion-bot-git       the promotion bot's Git token: $PROMOTION_BOT_GIT_TOKEN (and
 #                           $PROMOTION_BOT_GIT_USERNAME; a token given replaces the stored one),
 #                           or a placeholder that cannot push
@@ -44,6 +47,9 @@ need kubectl openssl
 MLOPS="${REPO_ROOT}/.venv/bin/mlops"
 [[ -x "${MLOPS}" ]] || MLOPS="$(command -v mlops || true)"
 [[ -n "${MLOPS}" ]] || die "the mlops CLI is needed for API keys: run hack/test.sh (or hack/demo.sh) first"
+# The Python beside the CLI reads the list of environments (the project's package).
+PYTHON="$(dirname "${MLOPS}")/python"
+[[ -x "${PYTHON}" ]] || PYTHON="$(command -v python3)"
 
 WORK="$(mktemp -d)"
 cleanup() { rm -rf "${WORK}"; }
@@ -87,11 +93,11 @@ put_api_keys() {
   : >"${keys_file}"
   echo "--- ${env} model servers"
   "${MLOPS}" keys create --append "${keys_file}" | sed -n '1p'
-  if [[ "${env}" == staging ]]; then
-    # A second key, for the staging analysis Job that replays holdout rows through the canary.
+  if grep -qs "model-replay-api-key-${env}" "infra/secrets/models-${env}"/*.yaml; then
+    # A second key, for the environment's analysis Job that replays holdout rows through the canary.
     local replay
     replay="$("${MLOPS}" keys create --append "${keys_file}" | sed -n '1s/.*: //p')"
-    ROTATE=true put_secret model-replay-api-key-staging "api-key=${replay}" || true
+    ROTATE=true put_secret "model-replay-api-key-${env}" "api-key=${replay}" || true
   fi
   put_secret "${name}" "api-keys=$(cat "${keys_file}")" || true
 }
@@ -111,8 +117,12 @@ ROTATE="${bot_rotate}" put_secret promotion-bot-git \
 put_secret alertmanager-receivers \
   "slack-webhook-url=${ALERT_SLACK_WEBHOOK_URL:-http://127.0.0.1:9/slack}" \
   "pager-webhook-url=${ALERT_PAGER_WEBHOOK_URL:-http://127.0.0.1:9/pager}" || true
-put_api_keys staging
-put_api_keys production
+# The one list of environments (infra/mlops_platform/environments.yaml), in promotion order.
+mapfile -t environments < <("${PYTHON}" -m mlops_platform.environments)
+((${#environments[@]})) || die "no environments listed in infra/mlops_platform/environments.yaml"
+for env in "${environments[@]}"; do
+  put_api_keys "${env}"
+done
 
 # The rollout notifier's token exists once the workflow-templates Application made the
 # ServiceAccount rollout-notifier (Kubernetes fills its token Secret); kind-up.sh runs this script

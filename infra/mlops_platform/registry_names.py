@@ -1,10 +1,10 @@
 """Registry names, defined once: model aliases, model-version tag keys and job-run tag keys.
 
 Registry stages are deprecated since MLflow 2.9: environments are **aliases** (``staging``,
-``production``) and governance facts are **version tags** (``gate``, lineage, promotion, the
-latest drift result). The names below are the contract between the components that write and
-read them; every module imports them from here (``tests/platform/test_contracts.py`` fails on a
-literal copy elsewhere).
+``production``: the one list, ``mlops_platform/environments.yaml``) and governance facts are
+**version tags** (``gate``, lineage, promotion, the latest drift result). The names below are the
+contract between the components that write and read them; every module imports them from here
+(``tests/platform/test_contracts.py`` fails on a literal copy elsewhere).
 
 - ``candidate``: the newest version that passed its gate (moved by training only);
 - ``staging``, ``production``: the version that environment runs, i.e. what Git pins there once
@@ -13,12 +13,17 @@ literal copy elsewhere).
 
 from __future__ import annotations
 
+from mlops_platform import environments
+
 # -- aliases ------------------------------------------------------------------------------------
 
-ENVIRONMENTS = ("staging", "production")
-"""Environments, which are also the MLflow alias names; staging comes before production."""
+ENVIRONMENTS = environments.names()
+"""Environments, which are also the MLflow alias names, in promotion order: the one list,
+``mlops_platform/environments.yaml``."""
 
-STAGING, PRODUCTION = ENVIRONMENTS
+STAGING, PRODUCTION = ENVIRONMENTS[0], ENVIRONMENTS[-1]
+"""The first environment (a version's first stop; the bot may commit there directly) and the last
+(the one clients are served from, what training compares a candidate with)."""
 
 CANDIDATE = "candidate"
 """Alias of the newest version that passed its gate (training sets it); never an environment."""

@@ -5,7 +5,6 @@ Application — are the validator's: infra/mlops_gitops/manifests/policy_argocd.
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -128,7 +127,7 @@ def test_models_project_is_restricted_to_the_model_namespaces(cluster_objects: l
     # namespaced objects, in their environments' namespaces and the gateway's.
     assert projects["models"]["clusterResourceWhitelist"] == []
     assert {d["namespace"] for d in projects["models"]["destinations"]} == {
-        "models-staging", "models-production", "istio-system"}
+        "models-*", "istio-system"}
 
 
 def _cluster_config(cluster: str) -> dict[str, str]:
@@ -139,4 +138,9 @@ def _cluster_config(cluster: str) -> dict[str, str]:
 
 def test_cluster_list() -> None:
     assert "kind" in CLUSTERS and len(CLUSTERS) >= 2
-    assert all(Path(REPO / "clusters" / c / "root-app.yaml").is_file() for c in CLUSTERS)
+
+
+def test_each_cluster_has_one_root_syncing_its_folder(cluster: str, cluster_objects: list[dict[str, Any]]) -> None:
+    """The shared root Application (clusters/components/base/) points at each cluster's own folder."""
+    roots = [a for a in of_kind(cluster_objects, "Application") if a["metadata"]["name"] == "root"]
+    assert [r["spec"]["source"]["path"] for r in roots] == [f"clusters/{cluster}"]

@@ -19,6 +19,8 @@ import pytest
 import yaml
 from support.gitops import REPO
 
+from mlops_platform import environments
+
 TOKEN = "ghp_dev-secret-token-0123456789"
 KUBECONFIG = """apiVersion: v1
 kind: Config
@@ -56,7 +58,11 @@ exec {real} "$@"
     secrets = {doc["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in doc["data"].items()}
                for doc in yaml.safe_load_all((tmp_path / "applied.yaml").read_text()) if doc}
     assert {"mlflow-db", "minio-root", "mlops-s3", "grafana-admin", "promotion-bot-git",
-            "alertmanager-receivers", "model-api-keys-staging", "model-api-keys-production"} <= set(secrets)
+            "alertmanager-receivers"} <= set(secrets)
+    # One API-key Secret per environment of the list; a replay key where the environment's secrets
+    # ask for one (staging's holdout-replay analysis).
+    assert {f"model-api-keys-{env}" for env in environments.names()} <= set(secrets)
+    assert "model-replay-api-key-staging" in secrets and "model-replay-api-key-production" not in secrets
     assert secrets["promotion-bot-git"]["token"] == TOKEN
     assert len(secrets["mlflow-db"]["password"]) == 48
     argv = (tmp_path / "argv.log").read_text()

@@ -12,8 +12,8 @@ import pytest
 from mlops_gitops.manifests import ValidateOptions, validate_repo
 
 REPO = Path(__file__).resolve().parents[2]
-COPIED = ("apps", "clusters", "infra", "serving/manifests", "serving/Dockerfile", "workflows/manifests",
-          "workflows/Dockerfile", "workflows/models", ".github/CODEOWNERS")
+COPIED = ("apps", "clusters", "infra", "infra/mlops_platform/environments.yaml", "serving/manifests",
+          "serving/Dockerfile", "workflows/manifests", "workflows/Dockerfile", "workflows/models", ".github/CODEOWNERS")
 NOT_MANIFESTS = shutil.ignore_patterns("mlops_platform", "__pycache__", "*.py")
 
 

@@ -161,6 +161,8 @@ def _as_argocd_renders(cluster: str, tmp_path: Path) -> list[dict[str, Any]]:
     shutil.copytree(REPO / "workflows" / "manifests", tmp_path / "workflows" / "manifests")
     # The whole cluster folder: its workflow-templates include siblings (prod-example's images/ Component).
     shutil.copytree(REPO / "clusters" / cluster, tmp_path / "clusters" / cluster)
+    # ... and the components every cluster shares (clusters/components/batch-pool/).
+    shutil.copytree(REPO / "clusters" / "components", tmp_path / "clusters" / "components")
     kfile = tmp_path / folder / "kustomization.yaml"
     kustomization = yaml.safe_load(kfile.read_text())
     kustomization["commonAnnotations"] = dict(source["kustomize"]["commonAnnotations"])

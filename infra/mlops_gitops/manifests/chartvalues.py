@@ -122,6 +122,12 @@ def _sources(app: Obj) -> list[dict[str, Any]]:
     return sources
 
 
+def _optional(ref: str) -> bool:
+    """A cluster's own value file (``$values/clusters/NAME/values/...``) may be absent: the cluster
+    changes nothing in that chart. The shared value files must exist."""
+    return ref.removeprefix("$values/").split("/")[:1] == ["clusters"]
+
+
 def app_values(app: Obj, root: Path) -> Iterator[tuple[str, str, dict[str, Any], list[str]]]:
     """(chart, version, merged values, problems) of each chart source of an Application: its
     ``$values/`` files read from this repository in order, then inline ``values``/``valuesObject``."""
@@ -138,6 +144,8 @@ def app_values(app: Obj, root: Path) -> Iterator[tuple[str, str, dict[str, Any],
                 problems.append(f"value file {ref!r} of chart {chart} is not read from this repository ($values/)")
                 continue
             path = root / ref.removeprefix("$values/")
+            if helm.get("ignoreMissingValueFiles") is True and _optional(ref) and not path.exists():
+                continue  # a cluster without overrides for this chart
             try:
                 loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from mlops_gitops.manifests import (
     chartvalues,
+    cluster_checks,
     crossref,
     drift_schedule,
+    environment_checks,
     modelset,
     policy_argocd,
     policy_images,
@@ -136,6 +138,8 @@ def validate_repo(options: ValidateOptions) -> Report:
     problems.extend(policy_monitoring.check_repo(loaded.objects, clusters, options.root))
     problems.extend(policy_images.check_dockerfiles(options.root, docker))
     problems.extend(modelset.check(options.root, loaded.objects))
+    problems.extend(environment_checks.check_environments(options.root, loaded.objects))
+    problems.extend(cluster_checks.check_clusters(options.root, loaded.objects))
     problems.extend(crossref.check_unincluded(loaded.files, loaded.orphans, loaded.referenced,
                                               crossref.application_folders(loaded.objects, ctx)))
     report.problems = sorted(set(problems), key=_order)

@@ -1,7 +1,7 @@
 """Staging health from Prometheus: the error ratio of a version and firing drift alerts.
 
 Series names and labels come from :mod:`mlops_platform.metric_names` (the contract the model
-server exports); the namespace of an environment is ``models-<env>``.
+server exports); the namespace of an environment is :func:`mlops_platform.environments.namespace`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from mlops_platform import environments
 from mlops_platform import metric_names as mn
 from mlops_platform.errors import ServiceUnavailableError
 
 
 def namespace_of(env: str) -> str:
-    return f"models-{env}"
+    return environments.namespace(env)
 
 
 @dataclass(frozen=True)
