@@ -8,27 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.gitops import REPO, copy_validated
 
 from mlops_gitops.manifests import ValidateOptions, validate_repo
-
-REPO = Path(__file__).resolve().parents[2]
-COPIED = ("apps", "clusters", "infra", "infra/mlops_platform/environments.yaml", "serving/manifests",
-          "serving/Dockerfile", "workflows/manifests", "workflows/Dockerfile", "workflows/models", ".github/CODEOWNERS")
-NOT_MANIFESTS = shutil.ignore_patterns("mlops_platform", "__pycache__", "*.py")
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the repository's manifests (and the Dockerfiles they need)."""
-    root = tmp_path_factory.mktemp("repo")
-    for rel in COPIED:
-        source = REPO / rel
-        if source.is_dir():
-            shutil.copytree(source, root / rel, ignore=NOT_MANIFESTS)
-        elif source.is_file():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / rel)
-    return root
+    return copy_validated(tmp_path_factory.mktemp("repo"))
 
 
 def _problems(root: Path) -> set[str]:

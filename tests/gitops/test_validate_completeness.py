@@ -9,27 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.gitops import REPO, copy_validated
 
 from mlops_gitops.manifests import ValidateOptions, validate_repo
 
-REPO = Path(__file__).resolve().parents[2]
-COPIED = ("apps", "clusters", "infra", "infra/mlops_platform/environments.yaml", "serving/manifests",
-          "serving/Dockerfile", "workflows/manifests", "workflows/Dockerfile")
-NOT_MANIFESTS = shutil.ignore_patterns("mlops_platform", "__pycache__", "*.py")
 LIST = Path("infra/mlops_platform/environments.yaml")
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("repo")
-    for rel in COPIED:
-        source = REPO / rel
-        if source.is_dir():
-            shutil.copytree(source, root / rel, ignore=NOT_MANIFESTS)
-        else:
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / rel)
-    return root
+    return copy_validated(tmp_path_factory.mktemp("repo"))
 
 
 def _problems(root: Path) -> set[str]:

@@ -101,3 +101,22 @@ def project_images(root: Path, cluster: str, tmp_path: Path,
         for image in (i for d in yaml.safe_load_all(result.stdout) if d for i in images_in(d)):
             found.setdefault(image, set()).add(str(folder.relative_to(copy)))
     return {i: where for i, where in found.items() if i.startswith(registries)}
+
+
+VALIDATED = ("apps", "clusters", "infra", "infra/mlops_platform/environments.yaml", "serving/manifests",
+             "serving/Dockerfile", "workflows/manifests", "workflows/Dockerfile", "workflows/models",
+             ".github/CODEOWNERS")
+"""What `hack/validate` reads of the repository: its manifests, the Dockerfiles they name, the list of
+environments, the training configs and the owners file the model checks compare with."""
+
+
+def copy_validated(root: Path) -> Path:
+    """A copy of :data:`VALIDATED` (no Python packages) under ``root``, for tests that break it."""
+    for rel in VALIDATED:
+        source = REPO / rel
+        if source.is_dir():
+            shutil.copytree(source, root / rel, ignore=shutil.ignore_patterns("mlops_*", "__pycache__", "*.py"))
+        elif source.is_file():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / rel)
+    return root
