@@ -14,7 +14,7 @@ from mlops_gitops.manifests import ValidateOptions, validate_repo
 
 REPO = Path(__file__).resolve().parents[2]
 COPIED = ("apps", "clusters", "infra", "infra/mlops_platform/environments.yaml", "serving/manifests",
-          "serving/Dockerfile", "workflows/manifests", "workflows/Dockerfile")
+          "serving/Dockerfile", "workflows/manifests", "workflows/Dockerfile", "workflows/models", ".github/CODEOWNERS")
 NOT_MANIFESTS = shutil.ignore_patterns("mlops_platform", "__pycache__", "*.py")
 LIST = Path("infra/mlops_platform/environments.yaml")
 

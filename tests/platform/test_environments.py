@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from mlops_platform import environments, registry
+from mlops_platform import environments
+from mlops_platform import registry_names as registry
 from mlops_platform.errors import ConfigError
 
 
