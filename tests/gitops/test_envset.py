@@ -52,18 +52,18 @@ def _problems(root: Path) -> list[str]:
     return [str(p) for p in validate_repo(options).problems]
 
 
-def _add_qa_to_list(root: Path) -> None:
+def _add_uat_to_list(root: Path) -> None:
     path = root / LIST
     text = path.read_text(encoding="utf-8")
     assert "  - staging\n" in text
-    path.write_text(text.replace("  - staging\n", "  - staging\n  - qa\n"), encoding="utf-8")
+    path.write_text(text.replace("  - staging\n", "  - staging\n  - uat\n"), encoding="utf-8")
 
 
-def _add_qa_folder(root: Path) -> None:
+def _add_uat_folder(root: Path) -> None:
     """The folder of differences: staging's, renamed (what a person writes by hand)."""
-    shutil.copytree(root / COMPONENTS / "staging", root / COMPONENTS / "qa")
-    for path in (root / COMPONENTS / "qa").glob("*.yaml"):
-        path.write_text(path.read_text(encoding="utf-8").replace("staging", "qa"), encoding="utf-8")
+    shutil.copytree(root / COMPONENTS / "staging", root / COMPONENTS / "uat")
+    for path in (root / COMPONENTS / "uat").glob("*.yaml"):
+        path.write_text(path.read_text(encoding="utf-8").replace("staging", "uat"), encoding="utf-8")
 
 
 def _snapshot(root: Path) -> dict[str, str]:
@@ -79,7 +79,7 @@ def test_sync_writes_nothing_on_the_repository_as_it_is(root: Path) -> None:
 
 
 def test_a_list_entry_alone_names_each_generated_piece(root: Path) -> None:
-    _add_qa_to_list(root)
+    _add_uat_to_list(root)
     problems = [str(p) for p in envset.check(root)]
     for rel in GENERATED:
         assert any(p.startswith(f"{rel}: ") and p.endswith(SYNC) for p in problems), (rel, problems)
@@ -88,25 +88,25 @@ def test_a_list_entry_alone_names_each_generated_piece(root: Path) -> None:
 
 @needs_kubectl
 def test_validator_names_what_a_listed_environment_lacks_then_sync_completes_it(root: Path) -> None:
-    _add_qa_to_list(root)
+    _add_uat_to_list(root)
     problems = "\n".join(_problems(root))
     for expected in (
         f"apps/secrets-models.generated.yaml: does not match {LIST}; {SYNC}",
-        "infra/namespaces/namespaces.yaml: environment qa: missing: the Namespace models-qa",
-        "infra/secrets/models-qa: environment qa: missing: the environment's secrets",
-        "serving/manifests/models/wine-classifier: environment qa: missing: qa/",
-        "serving/manifests/components/qa: environment qa: missing: the environment's folder of differences",
+        "infra/namespaces/namespaces.yaml: environment uat: missing: the Namespace models-uat",
+        "infra/secrets/models-uat: environment uat: missing: the environment's secrets",
+        "serving/manifests/models/wine-classifier: environment uat: missing: uat/",
+        "serving/manifests/components/uat: environment uat: missing: the environment's folder of differences",
     ):
         assert expected in problems, problems
-    _add_qa_folder(root)
+    _add_uat_folder(root)
     written = {str(p) for p in envset.sync(root)}
-    assert set(GENERATED) | {"infra/secrets/models-qa/kustomization.yaml",
-                             "serving/manifests/models/wine-classifier/qa/release.env"} <= written, written
+    assert set(GENERATED) | {"infra/secrets/models-uat/kustomization.yaml",
+                             "serving/manifests/models/wine-classifier/uat/release.env"} <= written, written
     assert _problems(root) == []
     # The rendered pieces carry the new environment.
     namespaces = (root / "infra/namespaces/namespaces.yaml").read_text(encoding="utf-8")
-    assert "name: models-qa" in namespaces and "mlops.io/environment: qa" in namespaces
-    assert "- models-qa/*.qa.mlops.local" in (root / "serving/manifests/gateway/gateway.yaml").read_text()
+    assert "name: models-uat" in namespaces and "mlops.io/environment: uat" in namespaces
+    assert "- models-uat/*.uat.mlops.local" in (root / "serving/manifests/gateway/gateway.yaml").read_text()
     # Idempotent: a second run writes nothing.
     before = _snapshot(root)
     assert envset.sync(root) == []
@@ -128,9 +128,10 @@ def test_sync_keeps_an_environments_own_secrets_and_removes_a_dropped_one_from_e
 
 
 def test_cli_sync_and_list(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _add_qa_to_list(root)
+    _add_uat_to_list(root)
     assert main(["environments", "list", "--root", str(root)]) == 0
-    assert capsys.readouterr().out.split() == ["staging", "qa", "production"]
+    listed = capsys.readouterr().out.split()
+    assert listed[:2] == ["staging", "uat"] and listed[-1] == "production", listed
     assert main(["environments", "sync", "--root", str(root)]) == 0
     out = capsys.readouterr().out
     assert "wrote apps/secrets-models.generated.yaml" in out
