@@ -183,7 +183,8 @@ print(json.dumps({"failed": failed, "loaded": sorted({m.split(".")[0] for m in s
 @pytest.mark.parametrize("image", sorted(IMAGES))
 def test_the_image_imports_all_it_ships_without_the_tooling(image: str, tmp_path: Path) -> None:
     _, _, runs = IMAGES[image]
-    commands = [["lifecycle"], ["rollout", "status"], ["analysis", "run", str(tmp_path / "templates.yaml")]]
+    commands = [["lifecycle"], ["rollout", "status"], ["analysis", "run", str(tmp_path / "templates.yaml")],
+                ["environments", "sync", "--root", str(tmp_path)]]
     arguments = [sorted(runs), sorted(set(PROJECT_PACKAGES) - runs),
                  commands if "mlops_workflows" in runs else []]
     done = subprocess.run([sys.executable, "-c", IN_THE_IMAGE, json.dumps(arguments)], cwd=tmp_path,
@@ -196,7 +197,7 @@ def test_the_image_imports_all_it_ships_without_the_tooling(image: str, tmp_path
     project_loaded = {name for name in result["loaded"] if name in PROJECT_PACKAGES}
     assert project_loaded == runs
     for argv, code, err in result["ran"]:
-        missing = "mlops_gitops" if argv[0] == "analysis" else "mlops_local"
+        missing = "mlops_gitops" if argv[0] in ("analysis", "environments") else "mlops_local"
         assert code == 2, (argv, err)
         command = " ".join(argv[:1] if argv[0] == "lifecycle" else argv[:2])
         assert err.startswith(f"error: `mlops {command}` needs the {missing} package"), err

@@ -14,6 +14,7 @@ import pytest
 from mlops_gitops.manifests import modelset
 from mlops_gitops.manifests.discover import render
 from mlops_gitops.manifests.model import Obj, Source
+from mlops_platform.registry_names import ENVIRONMENTS
 
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = shutil.which("kubectl")
@@ -90,7 +91,7 @@ def test_models_add_writes_everything_else_and_the_model_renders(root: Path, tmp
     written = {line.removeprefix("wrote ") for line in result.stdout.splitlines() if line.startswith("wrote ")}
     assert written == {f"workflows/models/{NEW}.yaml", "workflows/manifests/models.generated.yaml",
                        ".github/CODEOWNERS",
-                       *(f"serving/manifests/models/{NEW}/{env}/{name}" for env in ("staging", "production")
+                       *(f"serving/manifests/models/{NEW}/{env}/{name}" for env in ENVIRONMENTS
                          for name in ("kustomization.yaml", "release.env"))}
     assert _problems(root) == []
 
@@ -167,7 +168,7 @@ def _no_owners(root: Path) -> None:
 
 def _unknown_environment(root: Path) -> None:
     shutil.copytree(root / "serving/manifests/models/wine-classifier/staging",
-                    root / "serving/manifests/models/wine-classifier/qa")
+                    root / "serving/manifests/models/wine-classifier/not-listed")
 
 
 @pytest.mark.parametrize(
@@ -189,8 +190,8 @@ def _unknown_environment(root: Path) -> None:
                            f"model_name: workflows/models/{NEW}.yaml"),
         (_config_does_not_load, "workflows/models/wine-classifier.yaml: training config"),
         (_no_owners, "model wine-classifier: no owners"),
-        (_unknown_environment, "serving/manifests/models/wine-classifier/qa: model wine-classifier: 'qa' is not an "
-                               "environment"),
+        (_unknown_environment, "serving/manifests/models/wine-classifier/not-listed: model wine-classifier: "
+                               "'not-listed' is not an environment"),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else None,
 )

@@ -66,7 +66,8 @@ def test_half_added_environment_names_every_missing_piece(root: Path) -> None:
         assert expected in problems, problems
     for enum in ("workflows/manifests/workflowtemplate-train.yaml: parameter promote-to: ",
                  "workflows/manifests/workflowtemplate-drift-check.yaml: parameter retrain-promote-to: "):
-        assert any(line.startswith(enum) and line.endswith("missing: uat") for line in problems.splitlines()), problems
+        assert any(line.startswith(enum) and line.endswith("missing: uat; run `mlops environments sync`")
+                   for line in problems.splitlines()), problems
     assert "infra/mesh" not in problems and "appproject" not in problems, problems
     # The copied folder still names production's host and bucket.
     assert ("serving/manifests/components/uat/kustomization.yaml: environment uat: missing: the model host "

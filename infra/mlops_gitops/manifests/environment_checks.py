@@ -1,8 +1,10 @@
 """Every environment of the one list (``infra/mlops_platform/environments.yaml``) is complete.
 
 Kustomize cannot generate the shared objects that name every environment (the namespaces, the
-gateway's hosts, the buckets, the secrets, the workflow parameters' enums) from a list, so this
-check holds each of them against the list and names the piece an environment still lacks. The
+gateway's hosts, the buckets, the secrets, the workflow parameters' enums) from a list:
+``mlops environments sync`` (:mod:`mlops_gitops.manifests.envset`) writes them, and this check holds
+each of them against the list and names the piece an environment still lacks, with that command;
+the folder of differences, which stays hand-written, is checked here too. The
 mesh policies and the Argo CD projects match ``models-*`` and are checked to keep covering every
 environment. The reverse holds too: a piece of an environment that is not in the list is reported.
 """
@@ -30,6 +32,7 @@ SECRETS = Path("infra/secrets")
 WORKFLOWS = Path("workflows/manifests")
 MESH = Path("infra/mesh")
 ENV_LABEL = "mlops.io/environment"
+SYNC = "run `mlops environments sync`"
 NOT_AN_ENVIRONMENT = frozenset({"unpinned"})
 """Components beside the environments' that are no environment (serving/manifests/components/)."""
 
@@ -93,34 +96,33 @@ def _missing(root: Path, env: str, objects: list[Obj]) -> Iterator[tuple[str, st
     ns = [d for d in _docs(root / NAMESPACES)
           if d.get("kind") == "Namespace" and _get(d, "metadata", "name") == namespace]
     if not ns:
-        yield str(NAMESPACES), f"missing: the Namespace {namespace}"
+        yield str(NAMESPACES), f"missing: the Namespace {namespace}; {SYNC}"
     else:
         labels = _get(ns[0], "metadata", "labels") or {}
         if labels.get(ENV_LABEL) != env or labels.get("istio-injection") != "enabled":
             yield str(NAMESPACES), (f"missing: the labels {ENV_LABEL}: {env} and istio-injection: enabled "
-                                    f"of the Namespace {namespace}")
+                                    f"of the Namespace {namespace}; {SYNC}")
     # Its hosts on the shared gateway.
     host = f"{namespace}/*.{env_names.host_suffix(env)}"
     hosts = {h for d in _docs(root / GATEWAY) for s in _get(d, "spec", "servers") or [] for h in s.get("hosts") or []}
     if host not in hosts:
-        yield str(GATEWAY), f"missing: the host {host} of the Gateway"
+        yield str(GATEWAY), f"missing: the host {host} of the Gateway; {SYNC}"
     # Its bucket.
     buckets = {str(b).strip() for d in _docs(root / BUCKETS)
                for b in str(_get(d, "data", "buckets") or "").splitlines()}
     if env_names.bucket(env) not in buckets:
-        yield str(BUCKETS), f"missing: the bucket {env_names.bucket(env)} in data.buckets"
+        yield str(BUCKETS), f"missing: the bucket {env_names.bucket(env)} in data.buckets; {SYNC}"
     # Its secrets: a folder, and the Application that syncs it into the namespace.
     secrets = SECRETS / namespace / "kustomization.yaml"
     if not (root / secrets).is_file():
         yield str(SECRETS / namespace), ("missing: the environment's secrets (a kustomization with namespace "
-                                         f"{namespace} including ../models; copy infra/secrets/models-production/)")
+                                         f"{namespace} including ../models); {SYNC}")
     elif (_docs(root / secrets)[:1] or [{}])[0].get("namespace") != namespace:
         yield str(secrets), f"missing: namespace: {namespace}"
     apps = [o for o in objects if o.kind == "Application" and o.source.path.parts[:1] == ("apps",)
             and _get(o.spec, "source", "path") == str(SECRETS / namespace)]
     if not apps:
-        yield "apps", (f"missing: an Application syncing {SECRETS / namespace} (copy "
-                       "apps/secrets-models-production.yaml and list it in apps/kustomization.yaml)")
+        yield "apps", f"missing: an Application syncing {SECRETS / namespace}; {SYNC}"
     # The development secret store (kind) may read the environment's API keys.
     for rbac in sorted((root / "clusters").glob("*/secret-store/*.yaml")):
         for doc in _docs(rbac):
@@ -131,7 +133,7 @@ def _missing(root: Path, env: str, objects: list[Obj]) -> Iterator[tuple[str, st
                 if "secrets" in (rule.get("resources") or []) and names and f"model-api-keys-{env}" not in names:
                     role = _get(doc, "metadata", "name")
                     yield (str(rbac.relative_to(root)),
-                           f"missing: model-api-keys-{env} in the resourceNames of Role {role}")
+                           f"missing: model-api-keys-{env} in the resourceNames of Role {role}; {SYNC}")
     # Mesh policies and Argo CD projects that let model namespaces in must let this one in.
     for policy in sorted((root / MESH).glob("authorizationpolicy-*.yaml")):
         for doc in _docs(policy):
@@ -149,7 +151,7 @@ def _missing(root: Path, env: str, objects: list[Obj]) -> Iterator[tuple[str, st
     for model in sorted(p for p in (root / MODELS).glob("*") if p.is_dir()):
         if not (model / env / "kustomization.yaml").is_file():
             yield str(MODELS / model.name), (f"missing: {env}/ (the model's release in {env}: kustomization.yaml "
-                                              "and release.env, as in the model's other environments)")
+                                              f"and release.env); {SYNC}")
 
 
 def _lets_models_in(namespaces: list[Any]) -> bool:
@@ -184,6 +186,6 @@ def _enums(root: Path, names: tuple[str, ...]) -> Iterator[Problem]:
                 if offered != list(names):
                     missing = [n for n in names if n not in offered]
                     detail = (f"missing: {', '.join(missing)}" if missing
-                              else f"expected {', '.join(names)} in this order")
+                              else f"expected {', '.join(names)} in this order") + f"; {SYNC}"
                     yield Problem(str(path.relative_to(root)), f"parameter {param.get('name')}",
                                   f"the environments offered are {', '.join(offered)}; {detail}")

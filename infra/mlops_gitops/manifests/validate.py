@@ -13,6 +13,7 @@ from mlops_gitops.manifests import (
     crossref,
     drift_schedule,
     environment_checks,
+    envset,
     modelset,
     policy_argocd,
     policy_images,
@@ -139,6 +140,7 @@ def validate_repo(options: ValidateOptions) -> Report:
     problems.extend(policy_images.check_dockerfiles(options.root, docker))
     problems.extend(modelset.check(options.root, loaded.objects))
     problems.extend(environment_checks.check_environments(options.root, loaded.objects))
+    problems.extend(envset.check(options.root))
     problems.extend(cluster_checks.check_clusters(options.root, loaded.objects))
     problems.extend(crossref.check_unincluded(loaded.files, loaded.orphans, loaded.referenced,
                                               crossref.application_folders(loaded.objects, ctx)))

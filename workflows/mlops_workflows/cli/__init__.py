@@ -22,6 +22,7 @@ from mlops_workflows.cli import (
     batch_predict,
     config,
     drift,
+    environments,
     keys,
     lifecycle,
     models,
@@ -38,10 +39,11 @@ Handler = Callable[[argparse.Namespace], int]
 
 # One module per command, in the order of `mlops --help`; each only parses its arguments, and its handler
 # imports the domain code it runs.
-COMMANDS = (config, train, models, serve, keys, batch_predict, drift, baseline, promote, rollback, analysis,
-            workflow, lifecycle, rollout)
+COMMANDS = (config, train, models, environments, serve, keys, batch_predict, drift, baseline, promote, rollback,
+            analysis, workflow, lifecycle, rollout)
 # Packages a command may need that an installation may lack: the images ship neither the local mode
-# (`mlops lifecycle`, `mlops rollout`) nor the repository tooling (`mlops analysis run`).
+# (`mlops lifecycle`, `mlops rollout`) nor the repository tooling (`mlops analysis run`,
+# `mlops models add|sync`, `mlops environments`).
 NOT_IN_IMAGES = ("mlops_local", "mlops_gitops")
 
 
