@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
-
-import yaml
+from typing import Any
 
 from mlops_platform.errors import ConfigError
 
@@ -25,6 +25,8 @@ _NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 
 def parse(text: str, where: str = LIST_FILE) -> tuple[str, ...]:
     """The environment names of a list file's text; ConfigError naming the problem otherwise."""
+    import yaml  # here, not at import: the CLI's parser imports this module (see LISTED)
+
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -48,6 +50,24 @@ def names() -> tuple[str, ...]:
     return parse(resources.files(__package__).joinpath(LIST_FILE).read_text(encoding="utf-8"))
 
 
+class _Listed(Sequence[str]):
+    """The environments, read on first use: the CLI's ``--env`` choices, so that building its parser
+    (``mlops --help``, any other command) reads no YAML."""
+
+    def __getitem__(self, index: Any) -> Any:
+        return names()[index]
+
+    def __len__(self) -> int:
+        return len(names())
+
+    def __repr__(self) -> str:
+        return repr(names())
+
+
+LISTED: Sequence[str] = _Listed()
+""":func:`names`, as a sequence that reads the list when first used."""
+
+
 def namespace(env: str) -> str:
     """The Kubernetes namespace of an environment's model servers."""
     return f"models-{env}"
@@ -69,7 +89,7 @@ def main() -> int:
         print("\n".join(names()))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     return 0
 
 

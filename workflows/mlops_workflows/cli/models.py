@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlops_platform.registry_names import ENVIRONMENTS, PRODUCTION
+from mlops_platform.environments import LISTED as ENVIRONMENTS
 from mlops_workflows.cli._shared import bot, registry
 
 
@@ -28,9 +28,11 @@ def _cmd_models_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
+    from mlops_platform.registry_names import PRODUCTION
     from mlops_workflows.promote.history import format_history
 
-    print(format_history(bot().history(args.name, args.env, args.rev), args.name, args.env))
+    env = args.env or PRODUCTION
+    print(format_history(bot().history(args.name, env, args.rev), args.name, env))
     return 0
 
 
@@ -70,7 +72,8 @@ def add_parser(commands: Any) -> None:
         "history", help="which version ran in an environment when (from Git history)"
     )
     history.add_argument("name", metavar="NAME")
-    history.add_argument("--env", choices=ENVIRONMENTS, default=PRODUCTION, help="environment (default: production)")
+    history.add_argument("--env", choices=ENVIRONMENTS, metavar="ENV",
+                         help="environment: %(choices)s (default: the last)")
     history.add_argument("--rev", help="Git revision to read (default: the fetched base branch)")
     history.set_defaults(handler=_cmd_history)
     models_add = models_sub.add_parser(

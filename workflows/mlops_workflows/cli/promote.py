@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mlops_platform.registry_names import ENVIRONMENTS
+from mlops_platform.environments import LISTED as ENVIRONMENTS
 from mlops_workflows.cli._shared import bot
 
 
@@ -56,7 +56,8 @@ def add_parser(commands: Any) -> None:
         "Running it again updates the same branch and pull request.",
     )
     promote.add_argument("name", nargs="?", metavar="NAME", help="registered model name")
-    promote.add_argument("--to", "--env", dest="env", choices=ENVIRONMENTS, help="target environment")
+    promote.add_argument("--to", "--env", dest="env", choices=ENVIRONMENTS, metavar="ENV",
+                         help="target environment: %(choices)s")
     chosen = promote.add_mutually_exclusive_group()
     chosen.add_argument(
         "--version",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mlops_platform.registry_names import ENVIRONMENTS
+from mlops_platform.environments import LISTED as ENVIRONMENTS
 from mlops_workflows.cli._shared import bot
 
 
@@ -27,7 +27,8 @@ def add_parser(commands: Any) -> None:
         "or --to-version, with the reason in the commit and the pull request.",
     )
     rollback.add_argument("name", metavar="NAME", help="registered model name")
-    rollback.add_argument("--env", required=True, choices=ENVIRONMENTS, help="environment to roll back")
+    rollback.add_argument("--env", required=True, choices=ENVIRONMENTS, metavar="ENV",
+                          help="environment to roll back: %(choices)s")
     rollback.add_argument("--to-version", type=int, help="version to go back to (default: the previous pin)")
     rollback.add_argument("--reason", required=True, help="why (goes into the commit and the pull request)")
     rollback.add_argument("--dry-run", action="store_true", help="print the diff and the pull request; write nothing")
