@@ -13,6 +13,7 @@ from support.project import REPO
 from mlops_gitops.manifests import footprint as fp
 from mlops_gitops.manifests import upstream_sizes
 from mlops_gitops.manifests.discover import render
+from mlops_platform import environments
 
 
 def test_quantities() -> None:
@@ -36,16 +37,16 @@ def test_pod_resources_count_native_sidecars_and_the_largest_init_container() ->
     assert res.cpu_limit_m is None  # a container without limits: unbounded
 
 
-def test_kind_requests_stay_under_the_target_with_two_models_in_two_environments() -> None:
+def test_kind_requests_stay_under_the_target_with_every_model_in_every_environment() -> None:
     footprint = fp.compute(REPO, "kind")
     peak = footprint.total()
     print(footprint.table())
     assert peak.cpu_m <= fp.TARGET_CPU_M, footprint.table()
     assert peak.memory <= fp.TARGET_MEMORY, footprint.table()
-    # Two models, two environments, each serving (pinned): four Rollouts with pods.
+    # Every model (workflows/models/) in every environment, each counted as serving: one Rollout with pods.
+    models = sorted(p.stem for p in (REPO / "workflows" / "models").glob("*.yaml"))
     rollouts = {line.application: line.pods for line in footprint.lines if line.workload.startswith("Rollout/")}
-    assert set(rollouts) == {f"{m}-{e}" for m in ("wine-classifier", "breast-cancer-classifier")
-                             for e in ("staging", "production")}
+    assert set(rollouts) == {f"{m}-{e}" for m in models for e in environments.names()}
     assert all(pods >= 1 for pods in rollouts.values()), rollouts
     # Every workload this repository configures sets its requests; only upstream ones may not.
     unset = [f"{x.application}/{x.workload}" for x in footprint.unset() if x.source != "upstream default"]
@@ -53,7 +54,7 @@ def test_kind_requests_stay_under_the_target_with_two_models_in_two_environments
     # The mesh's proxies are counted: a model server pod asks for its container plus the sidecar.
     [wine] = [x for x in footprint.lines if x.application == "wine-classifier-staging"]
     assert wine.per_pod.cpu_m == 100 + 20 and wine.per_pod.memory == (256 + 64) * 2**20
-    assert any(x.transient and x.pods == 2 for x in footprint.lines)  # training both models
+    assert any(x.transient and x.pods == len(models) for x in footprint.lines)  # training every model
 
 
 def test_prod_example_is_sized_for_a_cloud_and_exceeds_the_laptop_target() -> None:
