@@ -32,20 +32,31 @@ class Registry:
     """A thin, typed facade over ``MlflowClient`` for one tracking/registry URI."""
 
     def __init__(self, settings: PlatformSettings) -> None:
+        self.settings = settings
+        self.tracking_uri = settings.effective_tracking_uri
+        self._client: Any = None
+        self._connect()
+
+    @property
+    def client(self) -> Any:
+        """MLflow's ``MlflowClient`` for this URI (built on first use by subclasses that read the
+        store themselves: :class:`mlops_platform.registry_sqlite.SqliteRegistry`)."""
+        return self._client if self._client is not None else self._connect()
+
+    def _connect(self) -> Any:
         import mlflow
         from mlflow import MlflowClient
 
         _quiet_mlflow()
-        self.settings = settings
-        self.tracking_uri = settings.effective_tracking_uri
-        if settings.embedded:
+        if self.settings.embedded:
             self._prepare_embedded()
-        credentials = settings.tracking_credentials
+        credentials = self.settings.tracking_credentials
         if credentials is not None:  # MLflow's client reads Basic auth from these (never from the URI we pass)
             os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = credentials
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return self._client
 
     def _prepare_embedded(self) -> None:
         try:
@@ -270,6 +281,14 @@ class Registry:
     def store_run_json(self, run_id: str, artifact_path: str, value: Any) -> None:
         """Write ``value`` as the JSON artifact ``artifact_path`` of run ``run_id`` (finished or not)."""
         self.client.log_dict(run_id, value, artifact_path)
+
+
+def open_registry(settings: PlatformSettings) -> Registry:
+    """The registry of ``settings``: the embedded SQLite store read (and job runs written) without
+    importing MLflow when :mod:`mlops_platform.registry_sqlite` can, else MLflow's client."""
+    from mlops_platform.registry_sqlite import SqliteRegistry
+
+    return SqliteRegistry.open(settings) or Registry(settings)
 
 
 def metric_key(name: str) -> str:

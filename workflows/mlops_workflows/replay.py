@@ -23,7 +23,7 @@ from typing import Any
 
 from mlops_platform import registry_names as reg
 from mlops_platform.errors import InvalidInputError, NotFoundError, ServiceUnavailableError
-from mlops_platform.registry import Registry
+from mlops_platform.registry import open_registry
 from mlops_platform.settings import PlatformSettings, mask_url
 
 ACCURACY = "accuracy"
@@ -101,7 +101,7 @@ def replay(
 ) -> ReplayResult:
     import pandas as pd
 
-    registry = Registry(settings)
+    registry = open_registry(settings)
     registry.check_reachable()
     mv = registry.get_version(model, version=version)
     if reg.TAG_HOLDOUT not in (mv.tags or {}):

@@ -20,10 +20,10 @@ def model_version_args(parser: argparse.ArgumentParser) -> None:
 
 def registry() -> Registry:
     """The model registry of the configured tracking server, checked reachable (exit 4 otherwise)."""
-    from mlops_platform.registry import Registry
+    from mlops_platform.registry import open_registry
     from mlops_platform.settings import PlatformSettings, load_settings
 
-    found = Registry(load_settings(PlatformSettings))
+    found = open_registry(load_settings(PlatformSettings))
     found.check_reachable()
     return found
 
@@ -37,9 +37,9 @@ def bot() -> Bot:
     settings = load_settings(PromotionSettings)
 
     def registry_factory() -> Any:
-        from mlops_platform.registry import Registry
+        from mlops_platform.registry import open_registry
 
-        found = Registry(settings)
+        found = open_registry(settings)
         found.check_reachable()
         return found
 

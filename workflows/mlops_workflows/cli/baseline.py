@@ -8,12 +8,12 @@ from typing import Any
 
 
 def _cmd_baseline_create(args: argparse.Namespace) -> int:
-    from mlops_platform.registry import Registry
+    from mlops_platform.registry import open_registry
     from mlops_platform.settings import PlatformSettings, load_settings
     from mlops_workflows.baseline import create_baseline
 
     settings = load_settings(PlatformSettings)
-    registry = Registry(settings)
+    registry = open_registry(settings)
     registry.check_reachable()
     created = create_baseline(registry, settings, args.model, args.version, args.data, bins=args.bins,
                               replace=args.replace)

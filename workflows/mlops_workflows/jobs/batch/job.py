@@ -332,7 +332,7 @@ def run_batch(settings: BatchSettings, request: BatchRequest, registry: Registry
 
 
 def _run(settings: BatchSettings, request: BatchRequest, registry: Registry | None, result: BatchResult) -> None:
-    from mlops_platform.registry import Registry
+    from mlops_platform.registry import open_registry
     from mlops_serving.runtime import load_model
     from mlops_serving.settings import ModelRef
     from mlops_workflows.skopsio import import_skops_io
@@ -345,7 +345,7 @@ def _run(settings: BatchSettings, request: BatchRequest, registry: Registry | No
     if paths.exists(paths.part) and not request.overwrite:
         raise InvalidInputError(f"{result.output_uri} exists; pass --overwrite to replace it")
 
-    registry = registry or Registry(settings)
+    registry = registry or open_registry(settings)
     loading = time.monotonic()
     import_skops_io(settings)  # from its snapshot, before the model loader imports it in full
     model = load_model(registry, ModelRef(request.model, request.version, request.alias))
@@ -417,10 +417,10 @@ def _run(settings: BatchSettings, request: BatchRequest, registry: Registry | No
 def _record(settings: BatchSettings, request: BatchRequest, registry: Registry | None, result: BatchResult) -> None:
     """MLflow run and Pushgateway group of a committed run; failures here are warnings
     (:func:`mlops_workflows.jobs.failures.record`)."""
-    from mlops_platform.registry import Registry
+    from mlops_platform.registry import open_registry
 
     def mlflow_run() -> tuple[str, str]:
-        return (registry or Registry(settings)).record_job_run(
+        return (registry or open_registry(settings)).record_job_run(
             EXPERIMENT_PREFIX + result.model,
             run_name=f"batch-{result.model}-v{result.version}-{result.shard.label}",
             tags={

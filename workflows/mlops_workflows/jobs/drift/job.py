@@ -319,11 +319,11 @@ def _push_model_group(settings: DriftSettings, model: str, succeeded: bool) -> N
 
 
 def _run_drift(settings: DriftSettings, request: DriftRequest, now: datetime | None) -> DriftOutcome:
-    from mlops_platform.registry import Registry
+    from mlops_platform.registry import open_registry
 
     now = now or datetime.now(UTC)
     with services_needed():
-        registry = Registry(settings)
+        registry = open_registry(settings)
         registry.check_reachable()
         version = registry.get_version(request.model, version=request.version, alias=request.alias)
     number = str(version.version)
