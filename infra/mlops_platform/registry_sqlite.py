@@ -22,7 +22,6 @@ MLflow's client:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -152,7 +151,7 @@ def _metric_value(value: float) -> tuple[float, bool]:
 class SqliteRegistry(Registry):
     """:class:`~mlops_platform.registry.Registry` over the embedded store, reading it directly."""
 
-    def __init__(self, settings: PlatformSettings, database: Path) -> None:  # noqa: D107 - no MLflow here
+    def __init__(self, settings: PlatformSettings, database: Path) -> None:  # no MLflow client here
         self.settings = settings
         self.tracking_uri = settings.effective_tracking_uri
         self._client = None

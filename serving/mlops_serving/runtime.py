@@ -530,14 +530,18 @@ class ModelManager:
             return self._registry
 
     def _get_source(self) -> VersionSource:
-        """What loading asks: MLflow's REST API over HTTP when it can stand for MLflow's client
-        (:mod:`mlops_serving.registry_http`: no ``import mlflow``), else MLflow's client."""
+        """What loading asks, without ``import mlflow`` where it can: MLflow's REST API over HTTP
+        (:mod:`mlops_serving.registry_http`), the embedded store read directly
+        (:mod:`mlops_platform.registry_sqlite`); else MLflow's client."""
         with self._registry_lock:
             if self._source is None:
+                from mlops_platform.registry_sqlite import SqliteRegistry
                 from mlops_serving import registry_http
 
                 if registry_http.usable(self.settings):
                     self._source = registry_http.HttpRegistry(self.settings, self._get_registry)
+                else:
+                    self._source = SqliteRegistry.open(self.settings)
         return self._source if self._source is not None else self._get_registry()
 
     def _load(self, ref: ModelRef) -> LoadedModel:

@@ -205,7 +205,7 @@ def test_a_file_it_cannot_write_marks_the_run_failed(
 
 
 def test_what_it_does_not_cover_goes_to_mlflow(store: tuple[PlatformSettings, Registry, dict[str, Any]]) -> None:
-    settings, mlflow, ids = store
+    settings, mlflow, _ = store
     light = _light(settings)
     # an operation it does not define is MLflow's client's, built on first use
     assert light._client is None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.project import base_env
+from support.project import EmbeddedStore, base_env
 
 from mlops_workflows import cli
 
@@ -36,11 +36,12 @@ with open(OUT, "w") as out:
 """
 
 
-def _command(tmp_path: Path, *args: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+def _command(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+             ) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
     out = tmp_path / "modules.json"
     code = IMPORTED_BY_COMMAND.replace("OUT", repr(str(out)))
     done = subprocess.run([sys.executable, "-c", code, "-", *args], cwd=tmp_path, capture_output=True, text=True,
-                          env=base_env(MLOPS_HOME=str(tmp_path / ".mlops")), timeout=120)
+                          env=env or base_env(MLOPS_HOME=str(tmp_path / ".mlops")), timeout=120)
     return json.loads(out.read_text()), done
 
 
@@ -182,3 +183,32 @@ def test_a_snapshot_folder_others_may_write_in_is_not_used(tmp_path: Path) -> No
 
     if not (BUILT_IN / f"{snapshot_key()}.json").is_file():
         assert not result["from_snapshot"]
+
+
+def test_jobs_on_the_embedded_store_do_not_import_mlflow(trained_store: EmbeddedStore, tmp_path: Path) -> None:
+    """batch-predict and drift read the version and record their run in the embedded store without
+    MLflow's client (mlops_platform.registry_sqlite); the run is MLflow's all the same."""
+    import pandas as pd
+    from sklearn.datasets import load_wine
+
+    from mlops_platform.registry import Registry
+    from mlops_platform.settings import PlatformSettings
+
+    rows = load_wine(as_frame=True).frame.drop(columns="target").head(60)
+    rows.columns = [str(c).replace("/", "_") for c in rows.columns]  # as training names the features
+    rows.to_parquet(tmp_path / "in.parquet")
+    pd.DataFrame({"id": range(60)}).join(rows).to_parquet(tmp_path / "batch.parquet")
+    commands = {
+        "batch-predict": ["batch-predict", "wine-classifier", "--alias", "candidate", "--input",
+                          str(tmp_path / "batch.parquet"), "--output", str(tmp_path / "out"), "--id-column", "id"],
+        "drift": ["drift", "wine-classifier", "--alias", "candidate", "--input", str(tmp_path / "in.parquet")],
+    }
+    for job, args in commands.items():
+        result, done = _command(tmp_path, *args, env=trained_store.env())
+        assert result["code"] in (0, 10, 11), done.stdout + done.stderr  # 11: too few rows for a verdict
+        loaded = {m.split(".")[0] for m in result["modules"]}
+        heavy = sorted(loaded & {"mlflow", "sqlalchemy", "alembic"})
+        assert heavy == [], f"`mlops {job}` imported {heavy}"
+        run_id = done.stdout.split("runs:/")[1].split()[0]
+        run = Registry(PlatformSettings(home=trained_store.home)).get_run(run_id)
+        assert run.info.status == "FINISHED" and run.data.tags["mlops.job"] == job
