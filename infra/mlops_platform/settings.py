@@ -156,6 +156,12 @@ class PlatformSettings(BaseSettings):
         return None
 
     @property
+    def model_cache_home(self) -> Path:
+        """The local model cache (:mod:`mlops_serving.modelcache`) the server and batch-predict use
+        unless told otherwise: ``<home>/model-cache``."""
+        return self.home / "model-cache"
+
+    @property
     def effective_artifact_root(self) -> str | None:
         """Artifact location for new experiments, or None to let a tracking server decide."""
         if self.artifact_root:

@@ -206,7 +206,7 @@ class ServingSettings(PlatformSettings):
 
     @property
     def effective_model_cache_dir(self) -> Path:
-        return self.model_cache_dir if self.model_cache_dir is not None else self.home / "model-cache"
+        return self.model_cache_dir if self.model_cache_dir is not None else self.model_cache_home
 
     @property
     def request_drain_s(self) -> float:

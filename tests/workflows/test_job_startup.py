@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import shutil
 import subprocess
 import sys
 from importlib.metadata import version as installed
@@ -212,3 +213,41 @@ def test_jobs_on_the_embedded_store_do_not_import_mlflow(trained_store: Embedded
         run_id = done.stdout.split("runs:/")[1].split()[0]
         run = Registry(PlatformSettings(home=trained_store.home)).get_run(run_id)
         assert run.info.status == "FINISHED" and run.data.tags["mlops.job"] == job
+
+
+def test_a_small_batch_on_a_cached_forest_loads_no_scikit_learn(trained_store: EmbeddedStore, tmp_path: Path) -> None:
+    """Once the model cache holds a forest's compiled arrays (checked against the estimator when
+    stored), a batch of up to COMPILED_MAX_ROWS rows is scored with them alone, with the same
+    output; a larger one loads the estimator and its trees score it, with the same output too."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_wine
+
+    from mlops_workflows.jobs.batch.job import COMPILED_MAX_ROWS
+
+    frame = load_wine(as_frame=True).frame.drop(columns="target")
+    frame.columns = [str(c).replace("/", "_") for c in frame.columns]
+    big = frame.sample(COMPILED_MAX_ROWS + 1, replace=True, random_state=1).reset_index(drop=True)
+    big = big + pd.DataFrame(0.01 * np.random.default_rng(2).normal(size=big.shape), columns=big.columns)
+    big.insert(0, "id", range(len(big)))
+    big.to_parquet(tmp_path / "big.parquet")
+    big.head(500).to_parquet(tmp_path / "small.parquet")
+    shutil.copytree(trained_store.home, tmp_path / ".mlops-copy", ignore=shutil.ignore_patterns("model-cache"))
+    env = base_env(MLOPS_HOME=str(tmp_path / ".mlops-copy"))
+
+    def batch(name: str, out: str) -> tuple[set[str], pd.DataFrame]:
+        result, done = _command(tmp_path, "batch-predict", "wine-classifier",
+                                "--version", "1", "--input", str(tmp_path / f"{name}.parquet"),
+                                "--output", str(tmp_path / out), "--id-column", "id", env=env)
+        assert result["code"] == 0, done.stdout + done.stderr
+        loaded = {m.split(".")[0] for m in result["modules"]}
+        return loaded, pd.read_parquet(tmp_path / out).sort_values("id").reset_index(drop=True)
+
+    first_modules, first = batch("small", "out-1")  # loads the estimator, stores its compiled arrays
+    assert {"sklearn", "skops"} <= first_modules
+    cached_modules, cached = batch("small", "out-2")
+    assert not cached_modules & {"sklearn", "skops", "mlflow"}, sorted(cached_modules & {"sklearn", "skops"})
+    pd.testing.assert_frame_equal(cached, first)
+    big_modules, scored = batch("big", "out-3")
+    assert {"sklearn", "skops"} <= big_modules  # the trees score a large input
+    pd.testing.assert_frame_equal(scored.head(500), first)
