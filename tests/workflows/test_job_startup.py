@@ -251,3 +251,12 @@ def test_a_small_batch_on_a_cached_forest_loads_no_scikit_learn(trained_store: E
     big_modules, scored = batch("big", "out-3")
     assert {"sklearn", "skops"} <= big_modules  # the trees score a large input
     pd.testing.assert_frame_equal(scored.head(500), first)
+
+    # a version deleted from the registry is not scored from the cache
+    from mlops_platform.registry import Registry
+    from mlops_platform.settings import PlatformSettings
+
+    Registry(PlatformSettings(home=tmp_path / ".mlops-copy")).delete_version("wine-classifier", 1)
+    result, done = _command(tmp_path, "batch-predict", "wine-classifier", "--version", "1", "--input",
+                            str(tmp_path / "small.parquet"), "--output", str(tmp_path / "out-4"), env=env)
+    assert result["code"] == 2 and "has no version 1" in done.stderr, done.stderr

@@ -433,9 +433,8 @@ def _load(settings: BatchSettings, registry: Registry, request: BatchRequest) ->
     from mlops_workflows.skopsio import import_skops_io
 
     registry.check_reachable()
-    number = request.version
-    if number is None:
-        number = int(registry.get_version(request.model, alias=request.alias).version)
+    # resolved in the registry even when pinned: a version deleted there is not scored from the cache
+    number = int(registry.get_version(request.model, version=request.version, alias=request.alias).version)
     cache = ModelCache(settings.model_cache_home, registry.tracking_uri)
     cached = cache.get(request.model, str(number))
     if cached is None or cached.compiled is None:
