@@ -275,9 +275,11 @@ def _log_run(
     holdout: pd.DataFrame | None = None,
 ) -> tuple[str, str, str, str]:
     import mlflow
+    from mlflow import MlflowClient
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
     example = pd.DataFrame(x_train[:5], columns=dataset.feature_names)
     signature = infer_signature(example, model.predict(x_train[:5]))
@@ -294,8 +296,16 @@ def _log_run(
     logged = {metric_key(k): v for k, v in metrics.items()}
     if production_metrics is not None:
         logged.update({metric_key(f"production.{k}"): v for k, v in production_metrics.items()})
-    run_id = _create_run(experiment_id, f"train-{config.model_name}", config.model_name, git)
-    with mlflow.start_run(run_id=run_id):
+    context = _context_tags(git)
+    run_name = f"train-{config.model_name}"
+    run_tags = {
+        **context,
+        MLFLOW_RUN_NAME: run_name,
+        reg.RUN_TAG_MODEL_NAME: config.model_name,
+        reg.RUN_TAG_GIT_DIRTY: str(git.dirty).lower(),
+    }
+    run_id = str(MlflowClient().create_run(experiment_id, tags=run_tags, run_name=run_name).info.run_id)
+    with mlflow.start_run(run_id=run_id):  # the new run, as the active run
         mlflow.log_params(params)
         mlflow.log_metrics(logged)
         source_dataset = from_pandas(dataset.frame, source=dataset.source, name=dataset.name, targets=dataset.target)
@@ -323,6 +333,9 @@ def _log_run(
                 info = log_sklearn_model(
                     model,
                     run_id,
+                    experiment_id=experiment_id,
+                    run_params={k: str(v) for k, v in params.items()},
+                    context_tags=context,
                     signature=signature,
                     input_example=example.head(3),
                     pip_requirements=model_pip_requirements(),
@@ -340,25 +353,19 @@ def _log_run(
     return run_id, info.model_uri, info.model_id, source_dataset.digest
 
 
-def _create_run(experiment_id: str, run_name: str, model_name: str, git: GitState) -> str:
-    """A new run holding the tags ``mlflow.start_run`` gives it (user, source, MLflow's context
-    providers), with the git tags from ``git`` (the config's working tree, read once) instead of
-    MLflow's own look-up of the started file's repository; the run is then resumed as the active run."""
-    from mlflow import MlflowClient
+def _context_tags(git: GitState) -> dict[str, str]:
+    """The tags MLflow's run context gives a run and its logged model (user, source and any
+    context provider's), with the git tags from ``git`` (the config's working tree, read once)
+    instead of MLflow's own GitPython look-up of the repository of the file the process started from."""
     from mlflow.tracking.context.git_context import GitRunContext
     from mlflow.tracking.context.registry import resolve_tags
-    from mlflow.utils.mlflow_tags import MLFLOW_GIT_BRANCH, MLFLOW_GIT_REPO_URL, MLFLOW_RUN_NAME
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_BRANCH, MLFLOW_GIT_REPO_URL
 
-    ours = {
-        MLFLOW_RUN_NAME: run_name,
-        reg.RUN_TAG_MODEL_NAME: model_name,
-        reg.RUN_TAG_GIT_COMMIT: git.commit,
-        reg.RUN_TAG_GIT_DIRTY: str(git.dirty).lower(),
-    }
+    ours = {reg.RUN_TAG_GIT_COMMIT: git.commit}
     if git.branch is not None:
         ours[MLFLOW_GIT_BRANCH] = git.branch
     if git.remote_url is not None:
         ours[MLFLOW_GIT_REPO_URL] = git.remote_url
     # `ignore` takes provider classes (it tests isinstance), though MLflow's hint names instances
-    tags = resolve_tags(ours, ignore=[GitRunContext])  # type: ignore[list-item]
-    return str(MlflowClient().create_run(experiment_id, tags=tags, run_name=run_name).info.run_id)
+    tags: dict[str, str] = resolve_tags(ours, ignore=[GitRunContext])  # type: ignore[list-item]
+    return tags
