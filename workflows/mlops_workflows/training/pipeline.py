@@ -87,11 +87,11 @@ def config_digest(config: TrainingConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def dataset_digest(dataset: Dataset) -> str:
-    """The digest MLflow records for the dataset input (what `dataset.digest` holds)."""
+def mlflow_dataset(dataset: Dataset) -> Any:
+    """The dataset as MLflow records it as the run's input; its digest is what `dataset.digest` holds."""
     from mlflow.data.pandas_dataset import from_pandas
 
-    return str(from_pandas(dataset.frame, source=dataset.source, name=dataset.name, targets=dataset.target).digest)
+    return from_pandas(dataset.frame, source=dataset.source, name=dataset.name, targets=dataset.target)
 
 
 def same_version(registry: Registry, name: str, data: str, config: str) -> Any | None:
@@ -131,7 +131,8 @@ def train(
     progress.step(f"loading dataset ({where})")
     snapshots = f"{settings.snapshots_uri.rstrip('/')}/{config.model_name}" if settings.snapshots_uri else None
     dataset = load_dataset(config.dataset, settings, snapshot=snapshots)
-    data_digest, cfg_digest = dataset_digest(dataset), config_digest(config)
+    source_dataset = mlflow_dataset(dataset)  # hashed once: the skip check, the run's input, the version tag
+    data_digest, cfg_digest = str(source_dataset.digest), config_digest(config)
     existing = same_version(registry, config.model_name, data_digest, cfg_digest)
     if existing is not None:
         return TrainingSkipped(config.model_name, str(existing.version), data_digest, dataset.source, cfg_digest)
@@ -166,6 +167,7 @@ def train(
         config,
         config_path,
         dataset,
+        source_dataset,
         model,
         x_train,
         metrics,
@@ -265,6 +267,7 @@ def _log_run(
     config: TrainingConfig,
     config_path: Path,
     dataset: Dataset,
+    source_dataset: Any,
     model: Any,
     x_train: npt.NDArray[np.float64],
     metrics: dict[str, float],
@@ -276,7 +279,6 @@ def _log_run(
 ) -> tuple[str, str, str, str]:
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.data.pandas_dataset import from_pandas
     from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
     from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
@@ -308,7 +310,6 @@ def _log_run(
     with mlflow.start_run(run_id=run_id):  # the new run, as the active run
         mlflow.log_params(params)
         mlflow.log_metrics(logged)
-        source_dataset = from_pandas(dataset.frame, source=dataset.source, name=dataset.name, targets=dataset.target)
         mlflow.log_input(source_dataset, context="training")
         mlflow.log_text(config_path.read_text(), f"config/{config_path.name}")
         mlflow.log_dict(config.model_dump(by_alias=True), "config/effective.json")
@@ -350,7 +351,7 @@ def _log_run(
                     "estimator.trusted_types of the training config"
                 ) from exc
             raise
-    return run_id, info.model_uri, info.model_id, source_dataset.digest
+    return run_id, info.model_uri, info.model_id, str(source_dataset.digest)
 
 
 def _context_tags(git: GitState) -> dict[str, str]:
