@@ -8,6 +8,7 @@ failing on regression and passing within tolerance.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,24 @@ def test_lifecycle_gate_pass_fail_and_regression(backend: Backend) -> None:
     assert {"accuracy", "f1_macro", "roc_auc_ovr", "log_loss", "precision.0", "recall.2"} <= set(
         run.data.metrics
     )
-    assert run.data.tags["mlflow.source.git.commit"]
+    assert run.info.status == "FINISHED"
+    # git tags: the config's working tree, read once (also the logged model's), and MLflow's run context
+    repo = WINE_CONFIG.parent
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    branch = subprocess.run(["git", "symbolic-ref", "--short", "-q", "HEAD"], cwd=repo, capture_output=True,
+                            text=True).stdout.strip()
+    assert run.data.tags["mlflow.source.git.commit"] == head
+    assert run.data.tags.get("mlflow.source.git.branch") == (branch or None)
+    assert run.data.tags["git.dirty"] in ("true", "false")
+    assert run.data.tags["mlflow.runName"] == "train-wine-classifier"
+    assert {"mlflow.user", "mlflow.source.name", "mlflow.source.type"} <= set(run.data.tags)
+    logged_model = client.get_logged_model(v1.source.removeprefix("models:/"))
+    assert logged_model.source_run_id == v1.run_id and logged_model.name == "model"
+    assert {k: v for k, v in logged_model.tags.items() if k.startswith("mlflow.source.git.")} == {
+        k: v for k, v in run.data.tags.items() if k.startswith("mlflow.source.git.")
+    }
+    assert logged_model.params == run.data.params
+    assert {m.key for m in logged_model.metrics or []} == set(run.data.metrics)
     dataset_input = run.inputs.dataset_inputs[0].dataset
     assert dataset_input.digest == v1.tags["dataset.digest"]
     assert dataset_input.source  # where the data came from
@@ -123,6 +141,8 @@ def test_lifecycle_gate_pass_fail_and_regression(backend: Backend) -> None:
     mlflow.set_registry_uri(backend.tracking_uri)
     model_dir = mlflow.artifacts.download_artifacts("models:/wine-classifier/1", dst_path=str(backend.workdir / "v1"))
     requirements = (Path(model_dir) / "requirements.txt").read_text().split()
+    assert {"MLmodel", "model.skops", "input_example.json", "serving_input_example.json", "python_env.yaml",
+            "conda.yaml"} <= {p.name for p in Path(model_dir).iterdir()}
     assert requirements == [
         f"mlflow=={mlflow.__version__}",
         *(f"{name}=={installed(name)}" for name in ("numpy", "pandas", "scikit-learn", "scipy", "skops")),

@@ -11,12 +11,15 @@ from mlops_platform.errors import GateFailedError
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from mlops_platform.settings import load_settings
-    from mlops_workflows.settings import TrainingSettings
-    from mlops_workflows.training.pipeline import TrainingSkipped, train
+    from mlops_workflows.procgc import few_collections
 
-    settings = load_settings(TrainingSettings)
-    outcome = train(Path(args.config), settings, overrides=args.set)
+    with few_collections():  # it imports MLflow, its SQL store and scikit-learn, then exits (see procgc)
+        from mlops_platform.settings import load_settings
+        from mlops_workflows.settings import TrainingSettings
+        from mlops_workflows.training.pipeline import TrainingSkipped, train
+
+        settings = load_settings(TrainingSettings)
+        outcome = train(Path(args.config), settings, overrides=args.set)
     if isinstance(outcome, TrainingSkipped):
         print(
             f"\n{outcome.model_name}: nothing registered: v{outcome.existing_version} was trained on the same "

@@ -31,9 +31,10 @@ from mlops_workflows.training.config import PLATFORM_FIELDS, TrainingConfig, loa
 from mlops_workflows.training.data import Dataset, load_dataset
 from mlops_workflows.training.estimator import build_estimator, describe
 from mlops_workflows.training.gate import GateResult, evaluate_gate
-from mlops_workflows.training.lineage import git_state
+from mlops_workflows.training.lineage import GitState, git_state
 from mlops_workflows.training.metrics import evaluate
 from mlops_workflows.training.modelenv import model_pip_requirements, requirements_check_scope
+from mlops_workflows.training.modellog import log_sklearn_model
 
 STEPS = 7
 
@@ -86,26 +87,27 @@ def config_digest(config: TrainingConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def dataset_digest(dataset: Dataset) -> str:
-    """The digest MLflow records for the dataset input (what `dataset.digest` holds)."""
+def mlflow_dataset(dataset: Dataset) -> Any:
+    """The dataset as MLflow records it as the run's input; its digest is what `dataset.digest` holds."""
     from mlflow.data.pandas_dataset import from_pandas
 
-    return str(from_pandas(dataset.frame, source=dataset.source, name=dataset.name, targets=dataset.target).digest)
+    return from_pandas(dataset.frame, source=dataset.source, name=dataset.name, targets=dataset.target)
 
 
 def same_version(registry: Registry, name: str, data: str, config: str) -> Any | None:
-    """The newest version of ``name`` whose dataset digest and config digest equal these."""
-    from mlops_platform.errors import NotFoundError
+    """The newest version of ``name`` whose dataset digest and config digest equal these (one
+    search that the registry filters by the two tags, not a listing of every version)."""
+    query = " and ".join(
+        [f"name = '{_quote(name)}'"]
+        + [f"tags.`{key}` = '{_quote(value)}'" for key, value in ((reg.TAG_DATASET_DIGEST, data),
+                                                                  (reg.TAG_CONFIG_DIGEST, config))]
+    )
+    found = registry.client.search_model_versions(query)
+    return max(found, key=lambda v: int(v.version), default=None)
 
-    try:
-        versions = registry.list_versions(name)
-    except NotFoundError:
-        return None
-    for version in reversed(versions):
-        tags = version.tags or {}
-        if tags.get(reg.TAG_DATASET_DIGEST) == data and tags.get(reg.TAG_CONFIG_DIGEST) == config:
-            return version
-    return None
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
 
 
 def train(
@@ -129,7 +131,8 @@ def train(
     progress.step(f"loading dataset ({where})")
     snapshots = f"{settings.snapshots_uri.rstrip('/')}/{config.model_name}" if settings.snapshots_uri else None
     dataset = load_dataset(config.dataset, settings, snapshot=snapshots)
-    data_digest, cfg_digest = dataset_digest(dataset), config_digest(config)
+    source_dataset = mlflow_dataset(dataset)  # hashed once: the skip check, the run's input, the version tag
+    data_digest, cfg_digest = str(source_dataset.digest), config_digest(config)
     existing = same_version(registry, config.model_name, data_digest, cfg_digest)
     if existing is not None:
         return TrainingSkipped(config.model_name, str(existing.version), data_digest, dataset.source, cfg_digest)
@@ -164,14 +167,14 @@ def train(
         config,
         config_path,
         dataset,
+        source_dataset,
         model,
         x_train,
         metrics,
         gate,
         production_metrics,
         baseline.model_dump(),
-        git.commit,
-        git.dirty,
+        git,
         holdout=_holdout_frame(dataset, x_test, y_test),
     )
 
@@ -264,21 +267,21 @@ def _log_run(
     config: TrainingConfig,
     config_path: Path,
     dataset: Dataset,
+    source_dataset: Any,
     model: Any,
     x_train: npt.NDArray[np.float64],
     metrics: dict[str, float],
     gate: GateResult,
     production_metrics: dict[str, float] | None,
     baseline: dict[str, Any],
-    commit: str,
-    dirty: bool,
+    git: GitState,
     holdout: pd.DataFrame | None = None,
 ) -> tuple[str, str, str, str]:
     import mlflow
-    import mlflow.sklearn
-    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
     example = pd.DataFrame(x_train[:5], columns=dataset.feature_names)
     signature = infer_signature(example, model.predict(x_train[:5]))
@@ -292,19 +295,21 @@ def _log_run(
         reg.TAG_DATASET_SOURCE: dataset.source,  # also a param of the run
         "features": len(dataset.feature_names),
     }
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{config.model_name}") as run:
-        mlflow.set_tags(
-            {
-                reg.RUN_TAG_MODEL_NAME: config.model_name,
-                reg.RUN_TAG_GIT_COMMIT: commit,
-                reg.RUN_TAG_GIT_DIRTY: str(dirty).lower(),
-            }
-        )
+    logged = {metric_key(k): v for k, v in metrics.items()}
+    if production_metrics is not None:
+        logged.update({metric_key(f"production.{k}"): v for k, v in production_metrics.items()})
+    context = _context_tags(git)
+    run_name = f"train-{config.model_name}"
+    run_tags = {
+        **context,
+        MLFLOW_RUN_NAME: run_name,
+        reg.RUN_TAG_MODEL_NAME: config.model_name,
+        reg.RUN_TAG_GIT_DIRTY: str(git.dirty).lower(),
+    }
+    run_id = str(MlflowClient().create_run(experiment_id, tags=run_tags, run_name=run_name).info.run_id)
+    with mlflow.start_run(run_id=run_id):  # the new run, as the active run
         mlflow.log_params(params)
-        mlflow.log_metrics({metric_key(k): v for k, v in metrics.items()})
-        if production_metrics is not None:
-            mlflow.log_metrics({metric_key(f"production.{k}"): v for k, v in production_metrics.items()})
-        source_dataset = from_pandas(dataset.frame, source=dataset.source, name=dataset.name, targets=dataset.target)
+        mlflow.log_metrics(logged)
         mlflow.log_input(source_dataset, context="training")
         mlflow.log_text(config_path.read_text(), f"config/{config_path.name}")
         mlflow.log_dict(config.model_dump(by_alias=True), "config/effective.json")
@@ -326,13 +331,16 @@ def _log_run(
         )
         try:
             with requirements_check_scope():
-                info = mlflow.sklearn.log_model(
+                info = log_sklearn_model(
                     model,
-                    name="model",
+                    run_id,
+                    experiment_id=experiment_id,
+                    run_params={k: str(v) for k, v in params.items()},
+                    context_tags=context,
                     signature=signature,
                     input_example=example.head(3),
                     pip_requirements=model_pip_requirements(),
-                    skops_trusted_types=config.estimator.trusted_types,
+                    trusted_types=config.estimator.trusted_types,
                 )
         except MlflowException as exc:
             if "untrusted types" in str(exc):
@@ -343,4 +351,22 @@ def _log_run(
                     "estimator.trusted_types of the training config"
                 ) from exc
             raise
-    return run.info.run_id, info.model_uri, info.model_id, source_dataset.digest
+    return run_id, info.model_uri, info.model_id, str(source_dataset.digest)
+
+
+def _context_tags(git: GitState) -> dict[str, str]:
+    """The tags MLflow's run context gives a run and its logged model (user, source and any
+    context provider's), with the git tags from ``git`` (the config's working tree, read once)
+    instead of MLflow's own GitPython look-up of the repository of the file the process started from."""
+    from mlflow.tracking.context.git_context import GitRunContext
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_BRANCH, MLFLOW_GIT_REPO_URL
+
+    ours = {reg.RUN_TAG_GIT_COMMIT: git.commit}
+    if git.branch is not None:
+        ours[MLFLOW_GIT_BRANCH] = git.branch
+    if git.remote_url is not None:
+        ours[MLFLOW_GIT_REPO_URL] = git.remote_url
+    # `ignore` takes provider classes (it tests isinstance), though MLflow's hint names instances
+    tags: dict[str, str] = resolve_tags(ours, ignore=[GitRunContext])  # type: ignore[list-item]
+    return tags
