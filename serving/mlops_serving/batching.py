@@ -74,9 +74,11 @@ class Arrival:
             self._pending = False
             self._batcher._withdraw()
 
-    async def submit(self, features: npt.NDArray[np.float64]) -> Prediction:
+    async def submit(self, features: npt.NDArray[np.float64], timeout_s: float | None = None) -> Prediction:
+        """The prediction of ``features``; TimeoutError when it waited (for a batch or the thread pool)
+        longer than ``timeout_s``. A prediction on the event loop is not waited for: no deadline."""
         self._leave()
-        return await self._batcher._submit(features)
+        return await self._batcher._submit(features, timeout_s)
 
 
 class Predictor:
@@ -125,12 +127,13 @@ class Predictor:
     def _withdraw(self) -> None:
         pass
 
-    async def _submit(self, features: npt.NDArray[np.float64]) -> Prediction:
+    async def _submit(self, features: npt.NDArray[np.float64], timeout_s: float | None) -> Prediction:
         if await self._lone(features, lambda: False):
             return self._predict_inline(features)
         if self._on_batch is not None:
             self._on_batch(len(features))
-        return await self._in_thread(features)
+        async with asyncio.timeout(timeout_s):
+            return await self._in_thread(features)
 
     def start(self) -> None:
         pass
@@ -170,9 +173,10 @@ class MicroBatcher(Predictor):
 
     def _withdraw(self) -> None:
         self._arriving -= 1
-        self._wakeup.set()
+        if self._queue:  # the worker is gathering a batch (waiting for arrivals): wake it; an idle one
+            self._wakeup.set()  # has nothing to do with it (a wasted task switch per request)
 
-    async def _submit(self, features: npt.NDArray[np.float64]) -> Prediction:
+    async def _submit(self, features: npt.NDArray[np.float64], timeout_s: float | None) -> Prediction:
         if await self._lone(features, lambda: bool(self._queue)):
             return self._predict_inline(features)
         if self._task is None:
@@ -181,7 +185,8 @@ class MicroBatcher(Predictor):
         self._queue.append(_Item(features, future))
         self._queued_rows += len(features)
         self._wakeup.set()
-        return await future
+        async with asyncio.timeout(timeout_s):
+            return await future
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

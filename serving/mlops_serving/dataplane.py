@@ -7,7 +7,6 @@ when batching is off), the deadline, fault mapping, metrics and the prediction l
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 from collections.abc import Callable
@@ -137,8 +136,7 @@ class DataPlane:
             )
         model.input_schema.check(features)  # the dtypes of the model's signature (integers)
         try:
-            async with asyncio.timeout(self.settings.request_timeout_s):
-                prediction = await arrival.submit(features)
+            prediction = await arrival.submit(features, self.settings.request_timeout_s)
         except TimeoutError as exc:
             raise PredictionTimeoutError(
                 f"prediction took longer than {self.settings.request_timeout_s:g}s; request id {ctx.request_id}"
