@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -112,12 +112,13 @@ class DataPlane:
         ctx.model, ctx.version = model.name, model.version
         return model
 
-    def arrival(self, model: LoadedModel) -> Arrival:
-        """Announce a request to its model's batcher; wrap body reading, parsing and predict in it."""
+    def arrival(self, model: LoadedModel, server_requests: Sized | None = None) -> Arrival:
+        """Announce a request to its model's batcher; wrap body reading, parsing and predict in it.
+        ``server_requests``: the requests the server has started and not finished, if it tells."""
         predictor = self._predictors.get(model.name)
         if predictor is None:  # pragma: no cover - a model is registered with its predictor
             raise ModelNotReadyError(f"model {model.name} is not ready")
-        return predictor.arrival()
+        return predictor.arrival(server_requests)
 
     async def parse(self, model: LoadedModel, parse: Callable[..., T], body: bytes, *args: Any) -> T:
         """``parse(body, *args, model.inputs)``, in a parsing process when the body is large (see
