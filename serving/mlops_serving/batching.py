@@ -18,7 +18,9 @@ How a batch forms (one worker task per model, one batch in flight at a time):
   running — of at most ``inline_rows`` rows is predicted on the event loop itself. The caller sets
   ``inline_rows`` only for a model whose small predictions take a fraction of a millisecond (the
   forest fast path); the hop to a worker thread and back costs more than that at concurrency 1.
-  Under concurrency requests overlap, so they are batched in the thread as before.
+  Under concurrency requests overlap, so they are batched in the thread as before. A burst's first
+  request must not take itself for a lone one: the HTTP server's requests in flight tell (see
+  ``Predictor._lone``).
 """
 
 from __future__ import annotations
