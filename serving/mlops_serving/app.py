@@ -28,7 +28,7 @@ from mlops_serving.dataplane import DataPlane
 from mlops_serving.errors import ClientClosedRequestError, ModelInputError, ServingError
 from mlops_serving.metrics import ServingMetrics
 from mlops_serving.predlog import PredictionLogger
-from mlops_serving.routes import health, invocations, predict, v2
+from mlops_serving.routes import health, invocations, lane, predict, v2
 from mlops_serving.routes.deps import SECURITY_SCHEMES
 from mlops_serving.runtime import ModelManager
 from mlops_serving.settings import ServingSettings
@@ -48,8 +48,26 @@ def endpoint_of(path: str) -> str | None:
     return None
 
 
+class ServingApp(FastAPI):
+    """FastAPI, except that a prediction request (:func:`mlops_serving.routes.lane.match`) goes
+    straight to its route function through :attr:`lane`, past FastAPI's middleware stack and router."""
+
+    lane: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = lane.match(scope) if scope["type"] == "http" and self.lane is not None else None
+        if endpoint is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        scope[lane.ENDPOINT] = endpoint
+        assert self.lane is not None
+        await self.lane(scope, receive, send)
+
+
 class RequestMiddleware:
-    """Pure ASGI middleware (no per-request task, unlike BaseHTTPMiddleware)."""
+    """Pure ASGI middleware (no per-request task, unlike BaseHTTPMiddleware): around FastAPI's router,
+    and around the prediction lane (:class:`ServingApp`)."""
 
     def __init__(self, app: ASGIApp, metrics: ServingMetrics, access_log: bool) -> None:
         self.app = app
@@ -115,28 +133,36 @@ def _error_body(path: str, error: ServingError, request_id: str) -> dict[str, An
     return {"error": {"code": error.code, "message": error.message, "field": error.field}, "request_id": request_id}
 
 
+def error_response(path: str, exc: Exception) -> Response | None:
+    """The one table mapping errors to responses: a :class:`ServingError` gets its status and the
+    protocol's error shape, a client that went away 499; None for anything else (a fault: 500)."""
+    if isinstance(exc, ClientDisconnect):
+        # The client's behaviour, not a fault of ours: INFO, no traceback, its own status (499).
+        log.info("client closed the connection before the request body was complete (%s)", path)
+        exc = ClientClosedRequestError("client closed the request")
+    if not isinstance(exc, ServingError):
+        return None
+    request_id = current().request_id
+    if exc.status_code >= 500 and exc.__cause__ is None:
+        log.error("%s: %s", type(exc).__name__, exc.message)
+    body = json.dumps(_error_body(path, exc, request_id)).encode()
+    return Response(body, status_code=exc.status_code, media_type="application/json", headers=exc.headers())
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """The one place where errors become responses."""
+    """FastAPI's exception handlers: each turns its error into a :class:`ServingError` or hands it to
+    :func:`error_response` as it is."""
 
     async def serving_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ServingError)
-        request_id = current().request_id
-        if exc.status_code >= 500 and exc.__cause__ is None:
-            log.error("%s: %s", type(exc).__name__, exc.message)
-        body = json.dumps(_error_body(request.url.path, exc, request_id)).encode()
-        return Response(body, status_code=exc.status_code, media_type="application/json", headers=exc.headers())
+        response = error_response(request.url.path, exc)
+        assert response is not None
+        return response
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()))
         return await serving_error(request, ModelInputError(f"{where}: {first.get('msg')}", field=where))
-
-    async def client_disconnect(request: Request, exc: Exception) -> Response:
-        # The client's behaviour, not a fault of ours: INFO, no traceback, its own status (499).
-        log.info("client closed the connection before the request body was complete (%s %s)",
-                 request.method, request.url.path)
-        return await serving_error(request, ClientClosedRequestError("client closed the request"))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         # Starlette's own answers (no such path, method not allowed) in the protocol's error shape too.
@@ -149,7 +175,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(ServingError, serving_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(ClientDisconnect, client_disconnect)
+    app.add_exception_handler(ClientDisconnect, serving_error)
     app.add_exception_handler(RequestValidationError, validation_error)
 
 
@@ -206,7 +232,7 @@ def create_app(settings: ServingSettings, loader: Callable[..., Any] | None = No
         await dataplane.stop()
         log.info("stopped")
 
-    app = FastAPI(
+    app = ServingApp(
         title="mlops model server",
         version=__version__,
         description="Real-time inference for registered model versions: the platform's JSON protocol, "
@@ -220,4 +246,5 @@ def create_app(settings: ServingSettings, loader: Callable[..., Any] | None = No
         app.include_router(router)
     _document_security(app, [ref.name for ref in settings.models])
     app.add_middleware(RequestMiddleware, metrics=metrics, access_log=settings.access_log)
+    app.lane = RequestMiddleware(lane.Lane(error_response), metrics=metrics, access_log=settings.access_log)
     return app

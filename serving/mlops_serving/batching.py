@@ -18,7 +18,9 @@ How a batch forms (one worker task per model, one batch in flight at a time):
   running — of at most ``inline_rows`` rows is predicted on the event loop itself. The caller sets
   ``inline_rows`` only for a model whose small predictions take a fraction of a millisecond (the
   forest fast path); the hop to a worker thread and back costs more than that at concurrency 1.
-  Under concurrency requests overlap, so they are batched in the thread as before.
+  Under concurrency requests overlap, so they are batched in the thread as before. A burst's first
+  request must not take itself for a lone one: the HTTP server's requests in flight tell (see
+  ``Predictor._lone``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -52,8 +54,9 @@ class _Item:
 class Arrival:
     """A request on its way to the batcher; use as a context manager around parse + submit."""
 
-    def __init__(self, batcher: Predictor) -> None:
+    def __init__(self, batcher: Predictor, server_requests: Sized | None = None) -> None:
         self._batcher = batcher
+        self._server_requests = server_requests
         self._pending = True
         self._open = True
         batcher._open += 1
@@ -74,9 +77,11 @@ class Arrival:
             self._pending = False
             self._batcher._withdraw()
 
-    async def submit(self, features: npt.NDArray[np.float64]) -> Prediction:
+    async def submit(self, features: npt.NDArray[np.float64], timeout_s: float | None = None) -> Prediction:
+        """The prediction of ``features``; TimeoutError when it waited (for a batch or the thread pool)
+        longer than ``timeout_s``. A prediction on the event loop is not waited for: no deadline."""
         self._leave()
-        return await self._batcher._submit(features)
+        return await self._batcher._submit(features, timeout_s, self._server_requests)
 
 
 class Predictor:
@@ -94,13 +99,19 @@ class Predictor:
     def _alone(self, features: npt.NDArray[np.float64]) -> bool:
         return self._open <= 1 and self._running == 0 and len(features) <= self._inline_rows
 
-    async def _lone(self, features: npt.NDArray[np.float64], queued: Callable[[], bool]) -> bool:
-        """Whether ``features`` may be predicted on the event loop (see the module docstring). Asked
-        again after one turn of the loop: requests whose bytes arrived together are started one
-        after the other, and the next ones must have announced themselves first, or a burst would
-        be predicted one request at a time instead of in one batch."""
+    async def _lone(self, features: npt.NDArray[np.float64], queued: Callable[[], bool],
+                    server_requests: Sized | None) -> bool:
+        """Whether ``features`` may be predicted on the event loop (see the module docstring).
+        Requests whose bytes arrived together are started one after the other: a burst's first
+        request must not take itself for a lone one, or the burst would be predicted one request at a
+        time instead of in one batch. With ``server_requests`` (the requests the server has started,
+        this one included: the others are in it before their handling runs) that is its length;
+        without, the question is asked again after one turn of the loop, once the others have
+        announced themselves."""
         if queued() or not self._alone(features):
             return False
+        if server_requests is not None:
+            return len(server_requests) <= 1
         await asyncio.sleep(0)
         return not queued() and self._alone(features)
 
@@ -116,8 +127,8 @@ class Predictor:
         finally:
             self._running -= 1
 
-    def arrival(self) -> Arrival:
-        return Arrival(self)
+    def arrival(self, server_requests: Sized | None = None) -> Arrival:
+        return Arrival(self, server_requests)
 
     def _announce(self) -> None:
         pass
@@ -125,12 +136,14 @@ class Predictor:
     def _withdraw(self) -> None:
         pass
 
-    async def _submit(self, features: npt.NDArray[np.float64]) -> Prediction:
-        if await self._lone(features, lambda: False):
+    async def _submit(self, features: npt.NDArray[np.float64], timeout_s: float | None,
+                      server_requests: Sized | None = None) -> Prediction:
+        if await self._lone(features, lambda: False, server_requests):
             return self._predict_inline(features)
         if self._on_batch is not None:
             self._on_batch(len(features))
-        return await self._in_thread(features)
+        async with asyncio.timeout(timeout_s):
+            return await self._in_thread(features)
 
     def start(self) -> None:
         pass
@@ -170,10 +183,12 @@ class MicroBatcher(Predictor):
 
     def _withdraw(self) -> None:
         self._arriving -= 1
-        self._wakeup.set()
+        if self._queue:  # the worker is gathering a batch (waiting for arrivals): wake it; an idle one
+            self._wakeup.set()  # has nothing to do with it (a wasted task switch per request)
 
-    async def _submit(self, features: npt.NDArray[np.float64]) -> Prediction:
-        if await self._lone(features, lambda: bool(self._queue)):
+    async def _submit(self, features: npt.NDArray[np.float64], timeout_s: float | None,
+                      server_requests: Sized | None = None) -> Prediction:
+        if await self._lone(features, lambda: bool(self._queue), server_requests):
             return self._predict_inline(features)
         if self._task is None:
             self.start()
@@ -181,7 +196,8 @@ class MicroBatcher(Predictor):
         self._queue.append(_Item(features, future))
         self._queued_rows += len(features)
         self._wakeup.set()
-        return await future
+        async with asyncio.timeout(timeout_s):
+            return await future
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -22,6 +22,11 @@ class RequestContext:
     started: float = field(default_factory=time.perf_counter)
 
 
+SERVER_REQUESTS = "mlops_serving.server_requests"
+"""ASGI scope key: the requests the HTTP server has started and not finished, a sized collection
+(the server's, shared by every request; see :mod:`mlops_serving.server`). The batcher reads its
+length to tell a lone request from one of a burst (:mod:`mlops_serving.batching`)."""
+
 CURRENT: ContextVar[RequestContext | None] = ContextVar("mlops_serving_request", default=None)
 
 

@@ -7,10 +7,9 @@ when batching is off), the deadline, fault mapping, metrics and the prediction l
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -113,12 +112,13 @@ class DataPlane:
         ctx.model, ctx.version = model.name, model.version
         return model
 
-    def arrival(self, model: LoadedModel) -> Arrival:
-        """Announce a request to its model's batcher; wrap body reading, parsing and predict in it."""
+    def arrival(self, model: LoadedModel, server_requests: Sized | None = None) -> Arrival:
+        """Announce a request to its model's batcher; wrap body reading, parsing and predict in it.
+        ``server_requests``: the requests the server has started and not finished, if it tells."""
         predictor = self._predictors.get(model.name)
         if predictor is None:  # pragma: no cover - a model is registered with its predictor
             raise ModelNotReadyError(f"model {model.name} is not ready")
-        return predictor.arrival()
+        return predictor.arrival(server_requests)
 
     async def parse(self, model: LoadedModel, parse: Callable[..., T], body: bytes, *args: Any) -> T:
         """``parse(body, *args, model.inputs)``, in a parsing process when the body is large (see
@@ -137,8 +137,7 @@ class DataPlane:
             )
         model.input_schema.check(features)  # the dtypes of the model's signature (integers)
         try:
-            async with asyncio.timeout(self.settings.request_timeout_s):
-                prediction = await arrival.submit(features)
+            prediction = await arrival.submit(features, self.settings.request_timeout_s)
         except TimeoutError as exc:
             raise PredictionTimeoutError(
                 f"prediction took longer than {self.settings.request_timeout_s:g}s; request id {ctx.request_id}"

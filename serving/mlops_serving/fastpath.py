@@ -49,13 +49,20 @@ def forest_proba(estimator: Any) -> ProbaFn | None:
 COMPILED_FORMAT = 1
 """Version of :class:`CompiledForest`'s stored arrays; a file of another version is not used."""
 
+EVERY_NODE_LIMIT = 1 << 15
+"""Nodes up to which :class:`CompiledForest` predicts a single row by deciding every node of the
+forest at once (then walking the trees with one gather per level) instead of only the nodes on the
+row's path (several numpy calls per level): one row of a 100-tree, 1,900-node forest in ~15 µs
+instead of ~45 µs. From two rows on, the path walk is the cheaper."""
+
 
 class CompiledForest:
     """A forest classifier reduced to its trees' node arrays: ``predict_proba`` and ``predict``
     with numpy alone, so that a cached version starts without importing scikit-learn, SciPy or
     skops (most of a cold start).
 
-    It walks every tree of every row at once, with the rules of scikit-learn's ``Tree.apply`` (the
+    It walks every tree of every row at once (a single row, after deciding every node:
+    :data:`EVERY_NODE_LIMIT`), with the rules of scikit-learn's ``Tree.apply`` (the
     input cast to float32, ``x <= threshold`` compared in float64, a NaN going where the node's
     ``missing_go_to_left`` says), and sums the leaves' values in the estimator order, then divides
     by the number of trees, as :func:`forest_proba` does. Built by :meth:`from_estimator` only
@@ -152,23 +159,44 @@ class CompiledForest:
         if x32.ndim != 2 or x32.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {x32.shape[-1] if x32.ndim else 0} features, but the forest is expecting "
                              f"{self.n_features_in_} features as input")
-        rows, width = x32.shape
-        flat = x32.ravel()
-        nodes = np.repeat(self._roots[None, :], rows, axis=0)
-        offsets = np.arange(0, rows * width, width, dtype=np.int64)[:, None] if rows > 1 else None
-        for _ in range(self._depth):
-            feature = self._feature.take(nodes)
-            x = flat.take(feature if offsets is None else feature + offsets)
-            go_left = x <= self._threshold.take(nodes)  # NaN: right, unless the node sends missing left
-            if self._has_missing:
-                go_left |= np.isnan(x) & self._missing_left.take(nodes)
-            nodes = self._children.take(nodes * 2 + go_left)
+        if x32.shape[0] == 1 and len(self._feature) <= EVERY_NODE_LIMIT:
+            nodes = self._leaf_every_node(x32)
+        else:
+            nodes = self._leaves_by_path(x32)
         values = self._value.take(nodes.T, axis=0)  # trees × rows × classes
         # the running sum over the trees, in the estimator order, as forest_proba adds them (a plain
         # sum over that axis may add in another order: not bit-identical)
         total: npt.NDArray[np.float64] = np.add.accumulate(values, axis=0)[-1]
         total /= len(self._roots)
         return total
+
+    def _go_left(self, x: npt.NDArray[np.float32], nodes: npt.NDArray[np.int64] | None) -> npt.NDArray[np.bool_]:
+        """Whether ``x`` (the values of the nodes' features) goes left at ``nodes`` (None: every node)."""
+        threshold = self._threshold if nodes is None else self._threshold.take(nodes)
+        go_left: npt.NDArray[np.bool_] = x <= threshold  # NaN: right, unless the node sends missing left
+        if self._has_missing:
+            go_left |= np.isnan(x) & (self._missing_left if nodes is None else self._missing_left.take(nodes))
+        return go_left
+
+    def _leaves_by_path(self, x32: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
+        """The leaf of every row in every tree (rows × trees), deciding only the nodes on the paths."""
+        rows, width = x32.shape
+        flat = x32.ravel()
+        nodes = np.repeat(self._roots[None, :], rows, axis=0)
+        offsets = np.arange(0, rows * width, width, dtype=np.int64)[:, None] if rows > 1 else None
+        for _ in range(self._depth):
+            feature = self._feature.take(nodes)
+            go_left = self._go_left(flat.take(feature if offsets is None else feature + offsets), nodes)
+            nodes = self._children.take(nodes * 2 + go_left)
+        return nodes
+
+    def _leaf_every_node(self, x32: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
+        """The same leaves for a single row (1 × trees), every node of the forest decided at once."""
+        following = np.where(self._go_left(x32[0].take(self._feature), None), self._left, self._right)
+        nodes = self._roots
+        for _ in range(self._depth):
+            nodes = following.take(nodes)
+        return nodes[None, :]
 
     def predict(self, features: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
         return np.asarray(self.classes_.take(np.argmax(self.predict_proba(features), axis=1)))

@@ -20,6 +20,7 @@ import gc
 from typing import Any
 
 from mlops_serving import logs
+from mlops_serving.context import SERVER_REQUESTS
 from mlops_serving.settings import ServingSettings
 
 BODY_GRACE_S = 1.0
@@ -28,7 +29,9 @@ prediction answers 408 itself) before its connection is closed anyway."""
 
 
 def http_protocol(header_timeout_s: float, body_timeout_s: float) -> type[asyncio.Protocol]:
-    """uvicorn's httptools protocol plus a header-read and a body-read deadline (uvicorn has neither)."""
+    """uvicorn's httptools protocol plus a header-read and a body-read deadline (uvicorn has neither),
+    and the server's requests in flight (uvicorn's set of request tasks) in every request's scope
+    (:data:`~mlops_serving.context.SERVER_REQUESTS`)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class DeadlineProtocol(HttpToolsProtocol):
@@ -69,6 +72,7 @@ def http_protocol(header_timeout_s: float, body_timeout_s: float) -> type[asynci
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
+            self.scope[SERVER_REQUESTS] = self.tasks  # type: ignore[literal-required]
             self._arm()
 
         def on_headers_complete(self) -> None:

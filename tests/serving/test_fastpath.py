@@ -89,6 +89,24 @@ def test_compiled_forest_sends_missing_values_where_the_trees_do() -> None:
     assert np.array_equal(plain.predict_proba(holes), fast(holes))  # NaN goes right, as in Tree.apply
 
 
+def test_compiled_forest_predicts_single_rows_as_the_trees_do() -> None:
+    """A single row takes its own walk (every node decided at once): the same leaves, NaN included."""
+    x, y = load_wine(return_X_y=True)
+    holes = x.copy()
+    holes[::3, 6] = np.nan
+    rng = np.random.default_rng(2)
+    spread = x.min(axis=0) + (x.max(axis=0) - x.min(axis=0)) * rng.uniform(-0.2, 1.2, size=(200, x.shape[1]))
+    for data in (x, holes):
+        model = RandomForestClassifier(n_estimators=20, random_state=0).fit(data, y)
+        compiled = CompiledForest.from_estimator(model)
+        assert compiled is not None
+        for row in [*data, *spread]:
+            single = row[None, :]
+            assert np.array_equal(compiled.predict_proba(single), model.predict_proba(single))
+            as_path = compiled._leaves_by_path(np.ascontiguousarray(single, dtype=np.float32))
+            assert np.array_equal(compiled._leaf_every_node(np.ascontiguousarray(single, dtype=np.float32)), as_path)
+
+
 def test_compiled_forest_refuses_other_estimators_and_damaged_arrays(tmp_path) -> None:  # type: ignore[no-untyped-def]
     x, y = load_wine(return_X_y=True)
     assert CompiledForest.from_estimator(GradientBoostingClassifier(n_estimators=5).fit(x, y)) is None

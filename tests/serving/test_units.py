@@ -314,6 +314,29 @@ def test_lone_small_requests_are_predicted_on_the_loop_and_bursts_still_batch(ba
         assert len(predict.calls) - 3 < len(burst)  # and is still batched
 
 
+@pytest.mark.parametrize("batching", [True, False])
+def test_the_servers_requests_in_flight_tell_a_lone_request_without_a_turn_of_the_loop(batching: bool) -> None:
+    """With the server's requests in flight (the HTTP server's set of request tasks), a request is
+    lone when it is the only one: predicted on the loop; with another one started, in the thread."""
+    predict = ThreadRecorder()
+
+    async def scenario() -> list[Prediction]:
+        batcher: Predictor = (MicroBatcher(predict, _executor(), window_s=0.0, max_rows=1000, inline_rows=4)
+                              if batching else Predictor(predict, _executor(), inline_rows=4))
+        try:
+            answers = []
+            for started in ({"this"}, {"this", "another"}):
+                with batcher.arrival(started) as arrival:
+                    answers.append(await arrival.submit(np.full((1, 3), 7.0)))
+            return answers
+        finally:
+            await batcher.stop()
+
+    answers = asyncio.run(scenario())
+    assert [a.labels.tolist() for a in answers] == [[7.0], [7.0]]
+    assert predict.on_loop == [True, False]
+
+
 # -- API keys ---------------------------------------------------------------------------------------------------
 
 def test_keys_round_trip() -> None:

@@ -322,13 +322,15 @@ def check_finite(matrix: Matrix, names: Sequence[str], field: str, where: Any = 
                                 f"{list(matrix.shape)}", field=field)
     if matrix.shape[0] == 0:
         raise ModelInputError(f"{field}: empty batch; send at least one row", field=field)
+    if not matrix.size or float(np.abs(matrix).max()) <= FLOAT32_MAX:  # one pass (False for a NaN too)
+        return matrix
     if not np.isfinite(matrix).all():
         i, j = (int(k) for k in np.argwhere(~np.isfinite(matrix))[0])
         value = matrix[i, j]
         text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
         name = where(i, j) if where is not None else f"{field}[{i}][{j}] ({names[j]})"
         raise ModelInputError(f"{name}: {text} is not allowed; send finite numbers", field=name)
-    if matrix.size and float(np.abs(matrix).max()) > FLOAT32_MAX:
+    if float(np.abs(matrix).max()) > FLOAT32_MAX:
         i, j = (int(k) for k in np.argwhere(np.abs(matrix) > FLOAT32_MAX)[0])
         name = where(i, j) if where is not None else f"{field}[{i}][{j}] ({names[j]})"
         raise ModelInputError(f"{name}: {matrix[i, j]:g} is out of range (|x| <= {FLOAT32_MAX:g}; tree models "

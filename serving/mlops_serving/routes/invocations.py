@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from mlops_serving import __version__
+from mlops_serving.context import SERVER_REQUESTS
 from mlops_serving.protocols import mlflow_scoring
 from mlops_serving.routes.deps import SECURITY, DataPlaneDep, dataplane_of, principal_of, read_body
 
@@ -23,7 +24,7 @@ async def invocations(request: Request) -> Response:
     dataplane = dataplane_of(request)
     principal_of(request).authorize(dataplane.settings.default_model)
     model = dataplane.model(None)
-    with dataplane.arrival(model) as arrival:
+    with dataplane.arrival(model, request.scope.get(SERVER_REQUESTS)) as arrival:
         body = await read_body(request, dataplane.settings.max_body_bytes, dataplane.settings.body_timeout_s)
         features = await dataplane.parse(model, mlflow_scoring.parse, body, request.headers.get("content-type"))
         prediction = await dataplane.predict(model, arrival, features)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from mlops_serving.context import current
+from mlops_serving.context import SERVER_REQUESTS, current
 from mlops_serving.protocols import native
 from mlops_serving.routes.deps import SECURITY, dataplane_of, principal_of, read_body
 
@@ -37,7 +37,7 @@ async def _predict(request: Request, name: str | None) -> Response:
     dataplane = dataplane_of(request)
     principal_of(request).authorize(name or dataplane.settings.default_model)
     model = dataplane.model(name)
-    with dataplane.arrival(model) as arrival:
+    with dataplane.arrival(model, request.scope.get(SERVER_REQUESTS)) as arrival:
         body = await read_body(request, dataplane.settings.max_body_bytes, dataplane.settings.body_timeout_s)
         parsed = await dataplane.parse(model, native.parse, body, request.headers.get("content-type"))
         prediction = await dataplane.predict(model, arrival, parsed.features)

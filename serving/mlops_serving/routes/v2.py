@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from mlops_serving import __version__
-from mlops_serving.context import current
+from mlops_serving.context import SERVER_REQUESTS, current
 from mlops_serving.errors import ModelNotFoundError, ModelNotReadyError
 from mlops_serving.protocols import v2
 from mlops_serving.routes.deps import (
@@ -88,7 +88,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     principal_of(request).authorize(name)
     model = dataplane.model(name)
     _check_version(model, version)
-    with dataplane.arrival(model) as arrival:
+    with dataplane.arrival(model, request.scope.get(SERVER_REQUESTS)) as arrival:
         body = await read_body(request, dataplane.settings.max_body_bytes, dataplane.settings.body_timeout_s)
         parsed = await dataplane.parse(model, v2.parse_infer, body, request.headers.get("content-type"),
                                        request.headers.get(v2.HEADER_LENGTH))
