@@ -121,7 +121,7 @@ class HttpRegistry(Registry):
             return urllib.request.urlopen(request, timeout=self.settings.tracking_timeout_s)
         except urllib.error.HTTPError as exc:
             detail = _error_detail(exc)
-            if exc.code == 404 or "RESOURCE_DOES_NOT_EXIST" in detail:
+            if exc.code == 404 or (exc.code < 500 and _is_not_found(detail)):
                 raise NotFoundError(detail or f"{mask_url(url)}: not found") from exc
             if exc.code in (401, 403):
                 raise ConfigError(
@@ -185,10 +185,13 @@ class HttpRegistry(Registry):
         located = self._proxied(uri)
         if located is None:
             return super().download_model_version(name, version, dst)
+        import yaml
+
         dst.mkdir(parents=True)
         self._download_tree(*located, dst)
-        # as MLflow's client adds it to a registered version's download (pyfunc flavours may read it)
-        (dst / REGISTERED_MODEL_META).write_text(f"model_name: {json.dumps(name)}\nmodel_version: '{version}'\n")
+        meta = {"model_name": name, "model_version": str(version)}  # as MLflow's client writes it
+        (dst / REGISTERED_MODEL_META).write_text(
+            yaml.safe_dump(meta, default_flow_style=False, allow_unicode=True, sort_keys=True), encoding="utf-8")
         return dst
 
     # -- runs -------------------------------------------------------------------------------
@@ -428,6 +431,13 @@ def _run_record(run: Mapping[str, Any]) -> RunRecord:
 
 def _file_url(base: str, path: str) -> str:
     return f"{base}{ARTIFACTS_API}/{urllib.parse.quote(path)}"
+
+
+def _is_not_found(detail: str) -> bool:
+    """What :class:`~mlops_platform.registry.Registry` takes for a missing resource in MLflow's
+    answer (a missing alias is answered ``INVALID_PARAMETER_VALUE: ... not found``)."""
+    code = detail.split(":", 1)[0]
+    return "RESOURCE_DOES_NOT_EXIST" in code or "NOT_FOUND" in code or "not found" in detail.lower()
 
 
 def _error_detail(exc: urllib.error.HTTPError) -> str:
