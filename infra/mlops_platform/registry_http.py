@@ -259,13 +259,14 @@ class HttpRegistry(Registry):
             found = self._get("experiments/get-by-name", experiment_name=experiment)
         except NotFoundError:
             return []
-        runs = self._post("runs/search", {
+        search = {
             "experiment_ids": [str(found["experiment"]["experiment_id"])],
             "filter": run_tags_filter(match),
             "run_view_type": "ACTIVE_ONLY",
             "max_results": max_runs,
             "order_by": ["attributes.start_time DESC"],
-        }).get("runs", [])
+        }
+        runs = self._post("runs/search", search).get("runs", [])
         return [_pairs(run.get("data", {}).get("tags")).get(tag) for run in runs]
 
     def record_job_run(
@@ -295,13 +296,14 @@ class HttpRegistry(Registry):
             return super().record_job_run(experiment, run_name, tags, params, metrics, texts)
         experiment_id = self.ensure_experiment(experiment)
         now = int(time.time() * 1000)
-        run = self._post("runs/create", {
+        create = {
             "experiment_id": experiment_id,
             "user_id": tags.get(USER_TAG, "unknown"),
             "run_name": run_name,
             "start_time": now,
             "tags": [{"key": key, "value": value} for key, value in tags.items()],
-        })["run"]
+        }
+        run = self._post("runs/create", create)["run"]
         run_id = str(run["info"]["run_id"])
         artifact_uri = str(run["info"].get("artifact_uri", ""))
         self._artifact_roots[run_id] = artifact_uri

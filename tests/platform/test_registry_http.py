@@ -9,8 +9,10 @@ and the jobs pointed at the server import neither MLflow nor SQLAlchemy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -47,6 +49,25 @@ class Server:
         return base_env(MLFLOW_TRACKING_URI=self.tracking_uri, MLOPS_HOME=str(self.workdir / ".mlops"), **extra)
 
 
+@contextlib.contextmanager
+def _mlflow_uris_restored() -> Iterator[None]:
+    """MLflow's client keeps the URI it was last given, in its globals and in MLFLOW_TRACKING_URI /
+    MLFLOW_REGISTRY_URI: the modules after this one must not find this module's server there."""
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    try:
+        yield
+    finally:
+        import mlflow
+
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, s3: S3) -> Iterator[Server]:
     """A tracking server written by MLflow's client: a run with tags, params, metrics (NaN and
@@ -54,7 +75,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, s3: S3) -> Iterator[Server]
     from support.mlflow_server import mlflow_server
 
     root = tmp_path_factory.mktemp("registry-http")
-    with mlflow_server(root / "mlflow", f"sqlite:///{root / 'mlflow.db'}", s3, bucket=s3.new_bucket("mlflow")) as ml:
+    backend = f"sqlite:///{root / 'mlflow.db'}"
+    with _mlflow_uris_restored(), mlflow_server(root / "mlflow", backend, s3, bucket=s3.new_bucket("mlflow")) as ml:
         mlflow = Registry(PlatformSettings(tracking_uri=ml.tracking_uri, home=root / ".mlops"))
         client = mlflow.client
         experiment = mlflow.ensure_experiment("train/demo")
