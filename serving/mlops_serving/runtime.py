@@ -531,7 +531,7 @@ class ModelManager:
     def _get_source(self) -> Registry:
         """What loading asks, without ``import mlflow`` where it can: MLflow's REST API over HTTP
         (:mod:`mlops_platform.registry_http`), the embedded store read directly
-        (:mod:`mlops_platform.registry_sqlite`); else MLflow's client (one, shared with them)."""
+        (:mod:`mlops_platform.registry_sqlite`); else MLflow's client (the HTTP one falls back to it)."""
         with self._registry_lock:
             if self._source is None:
                 from mlops_platform import registry_http
