@@ -27,7 +27,10 @@ pytest_plugins = ["support.fixtures"]
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees a developer's services, and none writes into the repository by accident."""
     for name in LEAKY:
-        monkeypatch.delenv(name, raising=False)
+        # set first so that monkeypatch records it: a value the test sets (MLflow's set_tracking_uri
+        # sets MLFLOW_TRACKING_URI) is removed after it, not read by the next module's settings
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
 

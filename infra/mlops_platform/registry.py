@@ -165,10 +165,9 @@ class Registry:
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             return []
-        clauses = [f"tags.`{key}` = '{_quote(value)}'" for key, value in match.items()]
         runs = self.client.search_runs(
             [found.experiment_id],
-            filter_string=" and ".join(clauses),
+            filter_string=run_tags_filter(match),
             order_by=["attributes.start_time DESC"],
             max_results=max_runs,
         )
@@ -284,11 +283,20 @@ class Registry:
 
 
 def open_registry(settings: PlatformSettings) -> Registry:
-    """The registry of ``settings``: the embedded SQLite store read (and job runs written) without
-    importing MLflow when :mod:`mlops_platform.registry_sqlite` can, else MLflow's client."""
+    """The registry of ``settings``, read (and job runs written) without importing MLflow where it
+    can: an http(s) tracking server over its REST API (:mod:`mlops_platform.registry_http`), the
+    embedded SQLite store directly (:mod:`mlops_platform.registry_sqlite`); else MLflow's client."""
+    from mlops_platform import registry_http
     from mlops_platform.registry_sqlite import SqliteRegistry
 
+    if registry_http.usable(settings):
+        return registry_http.HttpRegistry(settings)
     return SqliteRegistry.open(settings) or Registry(settings)
+
+
+def run_tags_filter(match: Mapping[str, str]) -> str:
+    """MLflow's ``search_runs`` filter for runs whose tags equal ``match``."""
+    return " and ".join(f"tags.`{key}` = '{_quote(value)}'" for key, value in match.items())
 
 
 def metric_key(name: str) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlops_serving.registry_http import VersionSource
+    from mlops_platform.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class ModelCache:
     def evict(self, name: str, version: str) -> None:
         shutil.rmtree(self._path(name, version), ignore_errors=True)
 
-    def refresh_baseline(self, registry: VersionSource, cached: CachedVersion, baseline_artifact: str) -> CachedVersion:
+    def refresh_baseline(self, registry: Registry, cached: CachedVersion, baseline_artifact: str) -> CachedVersion:
         """``cached``, with the baseline statistics its run holds now: unlike the model's files, a
         baseline can be attached after registration (``mlops baseline create``), so an entry cached
         without one asks the registry again. The registry's errors are the caller's."""
@@ -123,7 +123,7 @@ class ModelCache:
                         cached.name, cached.version)
         return replace(cached, baseline=json.loads(raw), baseline_missing_reason="")
 
-    def put(self, registry: VersionSource, name: str, version: str, run_id: str,
+    def put(self, registry: Registry, name: str, version: str, run_id: str,
             baseline_artifact: str) -> CachedVersion:
         """Download ``name`` version ``version`` (model folder and baseline) into the cache.
 

@@ -43,7 +43,6 @@ from mlops_serving.signature import InputSchema, from_signature, mlmodel_signatu
 if TYPE_CHECKING:
     from mlops_platform.registry import Registry
     from mlops_serving.metrics import ServingMetrics
-    from mlops_serving.registry_http import VersionSource
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +287,7 @@ class LoadedModel:
         return np.asarray(rows, dtype=np.float64)
 
 
-def load_model(registry: VersionSource | Callable[[], VersionSource], ref: ModelRef,
+def load_model(registry: Registry | Callable[[], Registry], ref: ModelRef,
                cache: ModelCache | None = None) -> LoadedModel:
     """Load ``ref``: version, estimator, signature and baseline (blocking).
 
@@ -337,7 +336,7 @@ def load_model(registry: VersionSource | Callable[[], VersionSource], ref: Model
         return _load_files(ref, cached)
 
 
-def _with_new_baseline(get_registry: Callable[[], VersionSource], cache: ModelCache,
+def _with_new_baseline(get_registry: Callable[[], Registry], cache: ModelCache,
                        cached: CachedVersion) -> CachedVersion:
     """A cached version without baseline, with the one attached since (if any). An unreachable
     registry leaves it as cached: the model is served, without drift statistics until a restart."""
@@ -494,7 +493,7 @@ class ModelManager:
         self.slots = {ref.name: ModelSlot(ref) for ref in settings.models}
         self._loader = loader
         self._registry: Registry | None = None
-        self._source: VersionSource | None = None
+        self._source: Registry | None = None
         self._registry_lock = threading.Lock()
         self._cache = ModelCache(settings.effective_model_cache_dir, settings.effective_tracking_uri)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
@@ -529,14 +528,14 @@ class ModelManager:
                 self._registry = Registry(self.settings)
             return self._registry
 
-    def _get_source(self) -> VersionSource:
+    def _get_source(self) -> Registry:
         """What loading asks, without ``import mlflow`` where it can: MLflow's REST API over HTTP
-        (:mod:`mlops_serving.registry_http`), the embedded store read directly
-        (:mod:`mlops_platform.registry_sqlite`); else MLflow's client."""
+        (:mod:`mlops_platform.registry_http`), the embedded store read directly
+        (:mod:`mlops_platform.registry_sqlite`); else MLflow's client (the HTTP one falls back to it)."""
         with self._registry_lock:
             if self._source is None:
+                from mlops_platform import registry_http
                 from mlops_platform.registry_sqlite import SqliteRegistry
-                from mlops_serving import registry_http
 
                 if registry_http.usable(self.settings):
                     self._source = registry_http.HttpRegistry(self.settings, self._get_registry)

@@ -127,3 +127,34 @@ def test_run_links_and_masked_settings_carry_no_password() -> None:
     database = PlatformSettings(tracking_uri=f"postgresql://{USER}:{PASSWORD}@db:5432/mlflow")
     assert database.effective_tracking_uri.endswith(f"{PASSWORD}@db:5432/mlflow")  # the database's own
     assert PASSWORD not in repr(database.describe()) and database.tracking_credentials is None
+
+
+def test_the_jobs_registry_over_http_sends_the_credentials(guarded: tuple[str, Any]) -> None:
+    """The registry the jobs use on a tracking server (MLflow's REST API without MLflow) sends Basic
+    auth from the URI or MLflow's variables, records and reads a job's run through the guard, and
+    says clearly when the credentials are refused."""
+    from mlops_platform.errors import ConfigError
+    from mlops_platform.registry import open_registry
+    from mlops_platform.registry_http import HttpRegistry
+    from mlops_platform.settings import PlatformSettings
+
+    address, _ = guarded
+    light = open_registry(PlatformSettings(tracking_uri=f"http://{USER}:{PASSWORD}@{address}"))
+    assert isinstance(light, HttpRegistry)
+    light.check_reachable()
+    run_id, url = light.record_job_run("jobs/guarded", "r", {"mlops.job": "drift"}, {"p": 1}, {"rows": 2.0},
+                                       {"drift/report.json": "{}"})
+    assert PASSWORD not in url
+    run = light.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params == {"p": "1"} and run.data.metrics == {"rows": 2.0}
+    assert light.load_run_file(run_id, "drift/report.json") == b"{}"
+    by_variables = PlatformSettings(tracking_uri=f"http://{address}", tracking_username=USER,
+                                    tracking_password=PASSWORD)
+    assert open_registry(by_variables).recent_job_run_tags("jobs/guarded", {}, "mlops.job", 5) == ["drift"]
+    for uri in (f"http://{USER}:wrong-{PASSWORD}@{address}", f"http://{address}"):
+        refused = open_registry(PlatformSettings(tracking_uri=uri))
+        with pytest.raises(ConfigError, match="refused") as error:
+            refused.check_reachable()
+        with pytest.raises(ConfigError, match="refused") as read_error:
+            refused.get_run(run_id)
+        assert PASSWORD not in str(error.value) + str(read_error.value)

@@ -105,7 +105,7 @@ import json, sys
 from pathlib import Path
 from mlops_platform.errors import NotFoundError
 from mlops_platform.settings import load_settings
-from mlops_serving import registry_http
+from mlops_platform import registry_http
 from mlops_serving.modelcache import ModelCache
 from mlops_serving.runtime import load_model
 from mlops_serving.settings import ModelRef, ServingSettings
