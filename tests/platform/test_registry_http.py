@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from support.project import WINE_CONFIG, base_env, run_mlops
+from support.registries import MODEL, fill_with_mlflow, wine_job_commands
 from support.seaweedfs import S3
 
 from mlops_platform.errors import NotFoundError, ServiceUnavailableError
@@ -31,7 +32,6 @@ from mlops_platform.settings import PlatformSettings
 
 pytestmark = pytest.mark.integration
 
-MODEL = "demo-model"
 
 
 @dataclass(frozen=True)
@@ -78,25 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, s3: S3) -> Iterator[Server]
     backend = f"sqlite:///{root / 'mlflow.db'}"
     with _mlflow_uris_restored(), mlflow_server(root / "mlflow", backend, s3, bucket=s3.new_bucket("mlflow")) as ml:
         mlflow = Registry(PlatformSettings(tracking_uri=ml.tracking_uri, home=root / ".mlops"))
-        client = mlflow.client
-        experiment = mlflow.ensure_experiment("train/demo")
-        run = client.create_run(experiment, run_name="train-demo", tags={"mlops.model_name": MODEL})
-        run_id = run.info.run_id
-        client.log_param(run_id, "estimator", "forest")
-        for key, value in {"accuracy": 0.9, "not_a_number": math.nan, "huge": math.inf}.items():
-            client.log_metric(run_id, key, value)
-        client.log_text(run_id, '{"ok": true}', "baseline/baseline.json")
-        client.log_text(run_id, "flavors: {}\n", "model/MLmodel")
-        client.log_text(run_id, "x", "model/data/weights.bin")
-        client.set_terminated(run_id, "FINISHED")
-        source = f"{run.info.artifact_uri}/model"
-        mlflow.register(MODEL, source, run_id, None, {"gate": "passed"})
-        mlflow.register(MODEL, source, run_id, None, {"gate": "passed", "dataset.digest": "abc"})
-        mlflow.register(MODEL, source, run_id, None, {})
-        mlflow.delete_version(MODEL, 3)
-        mlflow.set_alias(MODEL, "candidate", 2)
-        mlflow.set_alias(MODEL, "staging", 2)
-        mlflow.set_alias(MODEL, "production", 1)
+        run_id, experiment = fill_with_mlflow(mlflow)
         yield Server(ml.tracking_uri, s3, root, run_id, experiment)
 
 
@@ -293,23 +275,13 @@ with open(OUT, "w") as out:
 def test_jobs_against_a_tracking_server_do_not_import_mlflow(server: Server, tmp_path: Path) -> None:
     """batch-predict, drift and promote --dry-run ask the tracking server over HTTP; the runs the
     jobs record are MLflow's all the same."""
-    import pandas as pd
-    from sklearn.datasets import load_wine
     from support.promote import make_gitops
 
     env = server.env(**server.s3.env())
     trained = run_mlops("train", "--config", str(WINE_CONFIG), cwd=tmp_path, env=env)
     assert trained.returncode == 0, trained.stdout + trained.stderr
-    rows = load_wine(as_frame=True).frame.drop(columns="target").head(60)
-    rows.columns = [str(c).replace("/", "_") for c in rows.columns]  # as training names the features
-    rows.to_parquet(tmp_path / "in.parquet")
-    pd.DataFrame({"id": range(60)}).join(rows).to_parquet(tmp_path / "batch.parquet")
-    commands = {
-        "batch-predict": ["batch-predict", "wine-classifier", "--alias", "candidate", "--input",
-                          str(tmp_path / "batch.parquet"), "--output", str(tmp_path / "out"), "--id-column", "id"],
-        "drift": ["drift", "wine-classifier", "--alias", "candidate", "--input", str(tmp_path / "in.parquet")],
-        "promote": ["promote", "wine-classifier", "--to", "staging", "--dry-run"],
-    }
+    commands = {**wine_job_commands(tmp_path),
+                "promote": ["promote", "wine-classifier", "--to", "staging", "--dry-run"]}
     gitops = make_gitops(tmp_path / "gitops")
     mlflow = _mlflow(server)
     for job, args in commands.items():

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.registries import MODEL, fill_with_mlflow
 
 from mlops_platform.errors import NotFoundError
 from mlops_platform.registry import Registry, open_registry
 from mlops_platform.registry_sqlite import SCHEMA_REVISIONS, SqliteRegistry
 from mlops_platform.settings import PlatformSettings
-
-MODEL = "demo-model"
 
 
 @pytest.fixture
@@ -28,25 +27,7 @@ def store(tmp_path: Path) -> tuple[PlatformSettings, Registry, dict[str, Any]]:
     infinite too) and files, a registered model with three versions (one deleted), tags and aliases."""
     settings = PlatformSettings(home=tmp_path / ".mlops")
     mlflow = Registry(settings)
-    client = mlflow.client
-    experiment = mlflow.ensure_experiment("train/demo")
-    run = client.create_run(experiment, run_name="train-demo", tags={"mlops.model_name": MODEL})
-    run_id = run.info.run_id
-    client.log_param(run_id, "estimator", "forest")
-    for key, value in {"accuracy": 0.9, "not_a_number": math.nan, "huge": math.inf}.items():
-        client.log_metric(run_id, key, value)
-    client.log_text(run_id, '{"ok": true}', "baseline/baseline.json")
-    client.log_text(run_id, "flavors: {}\n", "model/MLmodel")
-    client.log_text(run_id, "x", "model/data/weights.bin")
-    client.set_terminated(run_id, "FINISHED")
-    source = f"{run.info.artifact_uri}/model"
-    mlflow.register(MODEL, source, run_id, None, {"gate": "passed"})
-    mlflow.register(MODEL, source, run_id, None, {"gate": "passed", "dataset.digest": "abc"})
-    mlflow.register(MODEL, source, run_id, None, {})
-    mlflow.delete_version(MODEL, 3)
-    mlflow.set_alias(MODEL, "candidate", 2)
-    mlflow.set_alias(MODEL, "staging", 2)
-    mlflow.set_alias(MODEL, "production", 1)
+    run_id, experiment = fill_with_mlflow(mlflow)
     return settings, mlflow, {"run_id": run_id, "experiment_id": experiment}
 
 

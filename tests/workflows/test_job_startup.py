@@ -189,22 +189,12 @@ def test_a_snapshot_folder_others_may_write_in_is_not_used(tmp_path: Path) -> No
 def test_jobs_on_the_embedded_store_do_not_import_mlflow(trained_store: EmbeddedStore, tmp_path: Path) -> None:
     """batch-predict and drift read the version and record their run in the embedded store without
     MLflow's client (mlops_platform.registry_sqlite); the run is MLflow's all the same."""
-    import pandas as pd
-    from sklearn.datasets import load_wine
+    from support.registries import wine_job_commands
 
     from mlops_platform.registry import Registry
     from mlops_platform.settings import PlatformSettings
 
-    rows = load_wine(as_frame=True).frame.drop(columns="target").head(60)
-    rows.columns = [str(c).replace("/", "_") for c in rows.columns]  # as training names the features
-    rows.to_parquet(tmp_path / "in.parquet")
-    pd.DataFrame({"id": range(60)}).join(rows).to_parquet(tmp_path / "batch.parquet")
-    commands = {
-        "batch-predict": ["batch-predict", "wine-classifier", "--alias", "candidate", "--input",
-                          str(tmp_path / "batch.parquet"), "--output", str(tmp_path / "out"), "--id-column", "id"],
-        "drift": ["drift", "wine-classifier", "--alias", "candidate", "--input", str(tmp_path / "in.parquet")],
-    }
-    for job, args in commands.items():
+    for job, args in wine_job_commands(tmp_path).items():
         result, done = _command(tmp_path, *args, env=trained_store.env())
         assert result["code"] in (0, 10, 11), done.stdout + done.stderr  # 11: too few rows for a verdict
         loaded = {m.split(".")[0] for m in result["modules"]}
