@@ -27,6 +27,10 @@ SERVER_REQUESTS = "mlops_serving.server_requests"
 (the server's, shared by every request; see :mod:`mlops_serving.server`). The batcher reads its
 length to tell a lone request from one of a burst (:mod:`mlops_serving.batching`)."""
 
+BODY_RECEIVED = "mlops_serving.body_received"
+"""ASGI scope key, set (True) by the HTTP server once a request's whole body has arrived: reading it
+then cannot wait, so it needs no deadline (see :func:`mlops_serving.routes.deps.read_body`)."""
+
 CURRENT: ContextVar[RequestContext | None] = ContextVar("mlops_serving_request", default=None)
 
 

@@ -20,7 +20,7 @@ import gc
 from typing import Any
 
 from mlops_serving import logs
-from mlops_serving.context import SERVER_REQUESTS
+from mlops_serving.context import BODY_RECEIVED, SERVER_REQUESTS
 from mlops_serving.settings import ServingSettings
 
 BODY_GRACE_S = 1.0
@@ -29,9 +29,10 @@ prediction answers 408 itself) before its connection is closed anyway."""
 
 
 def http_protocol(header_timeout_s: float, body_timeout_s: float) -> type[asyncio.Protocol]:
-    """uvicorn's httptools protocol plus a header-read and a body-read deadline (uvicorn has neither),
-    and the server's requests in flight (uvicorn's set of request tasks) in every request's scope
-    (:data:`~mlops_serving.context.SERVER_REQUESTS`)."""
+    """uvicorn's httptools protocol plus a header-read and a body-read deadline (uvicorn has neither);
+    in every request's scope, the server's requests in flight (uvicorn's set of request tasks:
+    :data:`~mlops_serving.context.SERVER_REQUESTS`) and, once the whole body has arrived,
+    :data:`~mlops_serving.context.BODY_RECEIVED`."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class DeadlineProtocol(HttpToolsProtocol):
@@ -83,6 +84,7 @@ def http_protocol(header_timeout_s: float, body_timeout_s: float) -> type[asynci
 
         def on_message_complete(self) -> None:
             self._disarm_body()
+            self.scope[BODY_RECEIVED] = True  # type: ignore[literal-required]
             super().on_message_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:

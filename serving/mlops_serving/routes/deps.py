@@ -14,8 +14,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import ClientDisconnect
+from starlette.types import Message
 
 from mlops_serving.auth import Principal
+from mlops_serving.context import BODY_RECEIVED
 from mlops_serving.dataplane import DataPlane
 from mlops_serving.errors import PayloadTooLargeError, RequestTimeoutError
 
@@ -65,26 +68,48 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     """The request body; 413 as soon as it is over ``limit`` bytes (declared or streamed), 408 (and
-    the connection closed) when it has not all arrived ``timeout_s`` after the headers."""
+    the connection closed) when it has not all arrived ``timeout_s`` after the headers.
+
+    When the server tells that the whole body has arrived (:data:`~mlops_serving.context.BODY_RECEIVED`:
+    a small body comes with its headers), it is taken at once, without arming a deadline."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(
             f"request body of {declared} bytes; at most {limit} (MLOPS_SERVING_MAX_BODY_BYTES)", field="body"
         )
-    chunks = []
+    receive = request.receive
+    chunks: list[bytes] = []
     size = 0
+    if request.scope.get(BODY_RECEIVED):
+        message = await receive()
+        chunk = _chunk(message, size, limit)
+        if not message.get("more_body", False):
+            return chunk
+        chunks.append(chunk)
+        size += len(chunk)
     try:
         async with asyncio.timeout(timeout_s):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLargeError(
-                        f"request body over {limit} bytes (MLOPS_SERVING_MAX_BODY_BYTES)", field="body"
-                    )
+            while True:
+                message = await receive()
+                chunk = _chunk(message, size, limit)
                 chunks.append(chunk)
+                size += len(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         raise RequestTimeoutError(
             f"the request body did not arrive within {timeout_s:g}s (MLOPS_SERVING_BODY_TIMEOUT_S); "
             f"{size} bytes received", field="body",
         ) from None
     return b"".join(chunks)
+
+
+def _chunk(message: Message, size: int, limit: int) -> bytes:
+    """The body bytes of a received ASGI message, ``size`` bytes having come before; ClientDisconnect
+    when the client went away, 413 beyond ``limit``."""
+    if message["type"] != "http.request":
+        raise ClientDisconnect()
+    chunk: bytes = message.get("body", b"")
+    if size + len(chunk) > limit:
+        raise PayloadTooLargeError(f"request body over {limit} bytes (MLOPS_SERVING_MAX_BODY_BYTES)", field="body")
+    return chunk
