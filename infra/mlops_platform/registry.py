@@ -96,21 +96,15 @@ class Registry:
                     raise ServiceUnavailableError(f"MLflow tracking server {mask_url(url)} answered {response.status}")
         except urllib.error.HTTPError as exc:
             if exc.code in (401, 403):
-                raise ConfigError(
-                    f"MLflow tracking server {mask_url(self.tracking_uri)} refused "
-                    f"{'the credentials' if credentials else 'a request without credentials'} ({exc.code}); "
-                    "check MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or user:password@ in MLFLOW_TRACKING_URI"
-                ) from exc
+                raise refused_error(self.tracking_uri, credentials is not None, exc.code,
+                                    "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or user:password@ in "
+                                    "MLFLOW_TRACKING_URI") from exc
             if exc.code >= 500:
                 raise ServiceUnavailableError(
                     f"MLflow tracking server {mask_url(self.tracking_uri)} answered {exc.code}"
                 ) from exc
         except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ServiceUnavailableError(
-                f"MLflow tracking server unreachable at {mask_url(self.tracking_uri)} ({reason}); "
-                "check MLFLOW_TRACKING_URI"
-            ) from exc
+            raise unreachable_error(self.tracking_uri, exc) from exc
 
     # -- experiments and runs -------------------------------------------------------------
 
@@ -292,6 +286,24 @@ def open_registry(settings: PlatformSettings) -> Registry:
     if registry_http.usable(settings):
         return registry_http.HttpRegistry(settings)
     return SqliteRegistry.open(settings) or Registry(settings)
+
+
+def refused_error(tracking_uri: str, with_credentials: bool, code: int, advice: str) -> ConfigError:
+    """The error of a tracking server answering 401 or 403; ``advice`` names the settings to check."""
+    from mlops_platform.settings import mask_url
+
+    sent = "the credentials" if with_credentials else "a request without credentials"
+    return ConfigError(f"MLflow tracking server {mask_url(tracking_uri)} refused {sent} ({code}); check {advice}")
+
+
+def unreachable_error(tracking_uri: str, exc: OSError) -> ServiceUnavailableError:
+    """The error of a tracking server that could not be reached (refused, timed out, no such host)."""
+    from mlops_platform.settings import mask_url
+
+    reason = getattr(exc, "reason", exc)
+    return ServiceUnavailableError(
+        f"MLflow tracking server unreachable at {mask_url(tracking_uri)} ({reason}); check MLFLOW_TRACKING_URI"
+    )
 
 
 def run_tags_filter(match: Mapping[str, str]) -> str:

@@ -38,20 +38,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_platform.errors import ConfigError, NotFoundError, ServiceUnavailableError
-from mlops_platform.registry import Registry, metric_key, run_tags_filter
+from mlops_platform.errors import NotFoundError, ServiceUnavailableError
+from mlops_platform.registry import Registry, metric_key, refused_error, run_tags_filter, unreachable_error
 from mlops_platform.registry_sqlite import (
-    MAX_KEY,
-    MAX_PARAM_VALUE,
-    MAX_TAG_VALUE,
     REGISTERED_MODEL_META,
     USER_TAG,
     RunDataRecord,
     RunInfoRecord,
     RunRecord,
     VersionRecord,
+    within_mlflow_limits,
 )
-from mlops_platform.registry_sqlite import _relative as relative_artifact_path
 from mlops_platform.settings import mask_url
 
 if TYPE_CHECKING:
@@ -124,20 +121,13 @@ class HttpRegistry(Registry):
             if exc.code == 404 or (exc.code < 500 and _is_not_found(detail)):
                 raise NotFoundError(detail or f"{mask_url(url)}: not found") from exc
             if exc.code in (401, 403):
-                raise ConfigError(
-                    f"MLflow tracking server {mask_url(self.tracking_uri)} refused "
-                    f"{'the credentials' if self._headers else 'a request without credentials'} ({exc.code}); "
-                    "check MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN"
-                ) from exc
+                advice = "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN"
+                raise refused_error(self.tracking_uri, bool(self._headers), exc.code, advice) from exc
             raise ServiceUnavailableError(
                 f"MLflow tracking server {mask_url(self.tracking_uri)} answered {exc.code}: {detail[:200]}"
             ) from exc
         except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ServiceUnavailableError(
-                f"MLflow tracking server unreachable at {mask_url(self.tracking_uri)} ({reason}); "
-                "check MLFLOW_TRACKING_URI"
-            ) from exc
+            raise unreachable_error(self.tracking_uri, exc) from exc
 
     def _get(self, api: str, **params: str) -> Any:
         with self._open(f"{self._base}{API}/{api}?{urllib.parse.urlencode(params)}") as response:
@@ -288,10 +278,7 @@ class HttpRegistry(Registry):
             len(param_values) > MAX_PARAMS_PER_BATCH
             or len(metric_values) > MAX_METRICS_PER_BATCH
             or len(param_values) + len(metric_values) > MAX_METRICS_PER_BATCH
-            or any(len(key) > MAX_KEY for key in [*tags, *param_values, *metric_values])
-            or any(len(value) > MAX_TAG_VALUE for value in tags.values())
-            or any(len(value) > MAX_PARAM_VALUE for value in param_values.values())
-            or any(relative_artifact_path(path) is None for path in texts)
+            or not within_mlflow_limits(tags, param_values, metric_values, texts)
         ):
             return super().record_job_run(experiment, run_name, tags, params, metrics, texts)
         experiment_id = self.ensure_experiment(experiment)

@@ -30,7 +30,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -131,12 +131,25 @@ def _local_path(uri: str | None) -> Path | None:
     return None
 
 
-def _relative(artifact_path: str) -> PurePosixPath | None:
+def relative_artifact_path(artifact_path: str) -> PurePosixPath | None:
     """``artifact_path`` as a path inside a run's artifacts, or None when it would leave them."""
     path = PurePosixPath(artifact_path)
     if not artifact_path or path.is_absolute() or ".." in path.parts or "\\" in artifact_path:
         return None
     return path
+
+
+def within_mlflow_limits(tags: Mapping[str, str], params: Mapping[str, str], metrics: Mapping[str, float],
+                         texts: Iterable[str]) -> bool:
+    """Whether a run's keys and values are within MLflow's limits (:data:`MAX_KEY`,
+    :data:`MAX_TAG_VALUE`, :data:`MAX_PARAM_VALUE`) and its text files stay inside its artifacts.
+    A run outside them is left to MLflow's client, which refuses it with its own message."""
+    return not (
+        any(len(key) > MAX_KEY for key in [*tags, *params, *metrics])
+        or any(len(value) > MAX_TAG_VALUE for value in tags.values())
+        or any(len(value) > MAX_PARAM_VALUE for value in params.values())
+        or any(relative_artifact_path(path) is None for path in texts)
+    )
 
 
 def _metric_value(value: float) -> tuple[float, bool]:
@@ -286,7 +299,7 @@ class SqliteRegistry(Registry):
     def _artifact_file(self, run_id: str, artifact_path: str) -> Path | None:
         """The local file of a run's artifact, or None when MLflow's client must read it (the run
         is not in this store, or its artifacts are not local files)."""
-        relative = _relative(artifact_path)
+        relative = relative_artifact_path(artifact_path)
         if relative is None:
             raise NotFoundError(f"artifact {artifact_path!r} missing from run {run_id}: a path outside the run's "
                                 "artifacts")
@@ -305,7 +318,7 @@ class SqliteRegistry(Registry):
             raise NotFoundError(f"artifact {artifact_path!r} missing from run {run_id}: {exc}") from exc
 
     def run_has_artifact(self, run_id: str, artifact_path: str) -> bool:
-        if _relative(artifact_path) is None:
+        if relative_artifact_path(artifact_path) is None:
             return False
         path = self._artifact_file(run_id, artifact_path)
         if path is None:
@@ -346,13 +359,8 @@ class SqliteRegistry(Registry):
         all_tags = {RUN_NAME_TAG: run_name, **tags}
         param_values = {key: str(value) for key, value in params.items()}
         metric_values = {metric_key(key): float(value) for key, value in metrics.items()}
-        paths = {path: _relative(path) for path in texts}
-        if (
-            any(len(key) > MAX_KEY for key in [*all_tags, *param_values, *metric_values])
-            or any(len(value) > MAX_TAG_VALUE for value in all_tags.values())
-            or any(len(value) > MAX_PARAM_VALUE for value in param_values.values())
-            or any(path is None for path in paths.values())
-            or tags.get(RUN_NAME_TAG, run_name) != run_name
+        if not within_mlflow_limits(all_tags, param_values, metric_values, texts) or (
+            tags.get(RUN_NAME_TAG, run_name) != run_name
         ):
             return super().record_job_run(experiment, run_name, tags, params, metrics, texts)
         run_id = uuid.uuid4().hex
@@ -400,8 +408,8 @@ class SqliteRegistry(Registry):
         try:
             folder = Path(root, run_id, "artifacts")
             for path, text in texts.items():
-                relative = paths[path]
-                assert relative is not None  # checked above
+                relative = relative_artifact_path(path)
+                assert relative is not None  # checked by within_mlflow_limits
                 target = folder.joinpath(*relative.parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8")
