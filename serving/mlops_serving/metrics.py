@@ -10,11 +10,11 @@ requests; a second core is better used by a second pod.
 Each app gets its own registry (no global state). The series a request updates (requests,
 duration, rows, predictions, batch rows, in flight) are plain numbers in dicts, updated without
 a lock and turned into Prometheus families when scraped (:class:`_Counts`, :class:`_Histograms`,
-:class:`_Level`): prometheus-client's children take a lock per update, and a request made thirteen
-updates (a histogram observation is two), about a tenth of the server's time per request at one
-connection. Lock-free is safe because every request-path update and every scrape runs on the
-event loop's thread (HTTP and gRPC requests, the batcher's callbacks, the async ``/metrics`` route).
-The model lifecycle and prediction-log series, updated rarely and from other threads, stay
+:class:`_Level`): prometheus-client's children take a lock per update, and a request made ten
+(two counters, the in-flight gauge up and down, three histogram observations of two each).
+Lock-free is safe because every request-path update and every scrape runs on the event loop's
+thread (HTTP and gRPC requests, the batcher's callbacks, the async ``/metrics`` route). The model
+lifecycle and prediction-log series, updated rarely and from other threads, stay
 prometheus-client's own. The exposition is the same text either way (a test compares them).
 """
 
