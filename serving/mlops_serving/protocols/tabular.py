@@ -330,9 +330,8 @@ def check_finite(matrix: Matrix, names: Sequence[str], field: str, where: Any = 
         text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
         name = where(i, j) if where is not None else f"{field}[{i}][{j}] ({names[j]})"
         raise ModelInputError(f"{name}: {text} is not allowed; send finite numbers", field=name)
-    if float(np.abs(matrix).max()) > FLOAT32_MAX:
-        i, j = (int(k) for k in np.argwhere(np.abs(matrix) > FLOAT32_MAX)[0])
-        name = where(i, j) if where is not None else f"{field}[{i}][{j}] ({names[j]})"
-        raise ModelInputError(f"{name}: {matrix[i, j]:g} is out of range (|x| <= {FLOAT32_MAX:g}; tree models "
-                                "compute in float32)", field=name)
-    return matrix
+    # every value finite, so the one beyond FLOAT32_MAX found above is out of range
+    i, j = (int(k) for k in np.argwhere(np.abs(matrix) > FLOAT32_MAX)[0])
+    name = where(i, j) if where is not None else f"{field}[{i}][{j}] ({names[j]})"
+    raise ModelInputError(f"{name}: {matrix[i, j]:g} is out of range (|x| <= {FLOAT32_MAX:g}; tree models "
+                            "compute in float32)", field=name)
