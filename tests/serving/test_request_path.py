@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from starlette.requests import ClientDisconnect, Request
+from support.procs import free_port
 
 from mlops_platform import metric_names as mn
 from mlops_serving import metrics as serving_metrics
@@ -165,9 +166,7 @@ def recording_server() -> Iterator[tuple[int, list[tuple[bool, bytes]]]]:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None,
                                           http=http_protocol(5.0, 5.0)))
     thread = threading.Thread(target=server.run, daemon=True)
