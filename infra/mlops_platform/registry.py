@@ -161,7 +161,7 @@ class Registry:
             return []
         runs = self.client.search_runs(
             [found.experiment_id],
-            filter_string=run_tags_filter(match),
+            filter_string=tags_filter(match),
             order_by=["attributes.start_time DESC"],
             max_results=max_runs,
         )
@@ -205,6 +205,12 @@ class Registry:
     def list_versions(self, name: str) -> list[Any]:
         self.get_model(name)
         versions = self.client.search_model_versions(f"name = '{_quote(name)}'")
+        return sorted(versions, key=lambda v: int(v.version))
+
+    def versions_tagged(self, name: str, match: Mapping[str, str]) -> list[Any]:
+        """The versions of ``name`` whose tags equal ``match``, oldest first (one search the registry
+        filters, not a listing of every version); none for a model not registered."""
+        versions = self.client.search_model_versions(f"name = '{_quote(name)}' and {tags_filter(match)}")
         return sorted(versions, key=lambda v: int(v.version))
 
     def get_model(self, name: str) -> Any:
@@ -306,8 +312,8 @@ def unreachable_error(tracking_uri: str, exc: OSError) -> ServiceUnavailableErro
     )
 
 
-def run_tags_filter(match: Mapping[str, str]) -> str:
-    """MLflow's ``search_runs`` filter for runs whose tags equal ``match``."""
+def tags_filter(match: Mapping[str, str]) -> str:
+    """MLflow's search filter (``search_runs``, ``search_model_versions``) for tags equal to ``match``."""
     return " and ".join(f"tags.`{key}` = '{_quote(value)}'" for key, value in match.items())
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_platform.errors import NotFoundError, ServiceUnavailableError
-from mlops_platform.registry import Registry, metric_key, refused_error, run_tags_filter, unreachable_error
+from mlops_platform.registry import Registry, metric_key, refused_error, tags_filter, unreachable_error
 from mlops_platform.registry_sqlite import (
     REGISTERED_MODEL_META,
     USER_TAG,
@@ -251,7 +251,7 @@ class HttpRegistry(Registry):
             return []
         search = {
             "experiment_ids": [str(found["experiment"]["experiment_id"])],
-            "filter": run_tags_filter(match),
+            "filter": tags_filter(match),
             "run_view_type": "ACTIVE_ONLY",
             "max_results": max_runs,
             "order_by": ["attributes.start_time DESC"],

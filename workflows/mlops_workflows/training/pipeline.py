@@ -95,19 +95,9 @@ def mlflow_dataset(dataset: Dataset) -> Any:
 
 
 def same_version(registry: Registry, name: str, data: str, config: str) -> Any | None:
-    """The newest version of ``name`` whose dataset digest and config digest equal these (one
-    search that the registry filters by the two tags, not a listing of every version)."""
-    query = " and ".join(
-        [f"name = '{_quote(name)}'"]
-        + [f"tags.`{key}` = '{_quote(value)}'" for key, value in ((reg.TAG_DATASET_DIGEST, data),
-                                                                  (reg.TAG_CONFIG_DIGEST, config))]
-    )
-    found = registry.client.search_model_versions(query)
-    return max(found, key=lambda v: int(v.version), default=None)
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "\\'")
+    """The newest version of ``name`` whose dataset digest and config digest equal these."""
+    found = registry.versions_tagged(name, {reg.TAG_DATASET_DIGEST: data, reg.TAG_CONFIG_DIGEST: config})
+    return found[-1] if found else None
 
 
 def train(
